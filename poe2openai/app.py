@@ -1,0 +1,104 @@
+"""The aiohttp application: routes, middlewares, start-up and shutdown."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from .chat_endpoint import chat_completions
+from .errors import ApiError
+from .gateway import GATEWAY, Gateway
+from .http_io import error_response, json_response
+from .ids import request_id
+from .model_catalog import ModelCatalog
+from .models_endpoint import healthz, list_models
+from .poe_client import PoeClient, new_session
+from .settings import Settings
+from .tokens import warm_up
+
+log = logging.getLogger("poe2openai")
+access = logging.getLogger("poe2openai.access")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error in OpenAI's shape; never a traceback to the client."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.reason if exc.status != 404 else f"No route for {request.method} {request.path}"
+        kind = "invalid_request_error" if exc.status < 500 else "api_error"
+        err = ApiError(exc.status, message, type=kind, code=_HTTP_ERROR_CODES.get(exc.status))
+        resp = error_response(err)
+        if exc.status == 405 and "Allow" in exc.headers:
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(ApiError(500, "Internal error in the gateway", type="api_error", code="internal_error"))
+
+
+@web.middleware
+async def log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request id header and one log line per request."""
+    rid = request.headers.get("X-Request-Id", "")[:64] or request_id()
+    request["request_id"] = rid
+    started = time.perf_counter()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        if not resp.prepared:
+            resp.headers["X-Request-Id"] = rid
+        return resp
+    finally:
+        if request.path != "/healthz":
+            total = (time.perf_counter() - started) * 1000
+            extra = ""
+            if "model" in request:
+                extra += f" model={request['model']}"
+            if "ttft_ms" in request:
+                extra += f" ttft_ms={request['ttft_ms']:.1f}"
+            usage = request.get("usage")
+            if isinstance(usage, dict) and "completion_tokens" in usage:
+                extra += f" tokens={usage['prompt_tokens']}+{usage['completion_tokens']}"
+            access.info("%s %s %s %d%s total_ms=%.1f", rid, request.method, request.path, status, extra, total)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The gateway application for ``settings``."""
+    app = web.Application(middlewares=[log_middleware, errors_middleware], client_max_size=settings.max_request_size)
+
+    async def start(app: web.Application) -> None:
+        session = new_session()
+        poe = PoeClient(session, settings.poe_base_url)
+        gw = Gateway(settings=settings, session=session, poe=poe, catalog=ModelCatalog(poe))
+        app[GATEWAY] = gw
+        warm_up()
+
+    async def stop(app: web.Application) -> None:
+        await app[GATEWAY].session.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    for prefix in ("/v1", ""):
+        app.router.add_get(f"{prefix}/models", list_models)
+        app.router.add_post(f"{prefix}/chat/completions", chat_completions)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/", _index)
+    return app
+
+
+async def _index(request: web.Request) -> web.Response:
+    return json_response({"service": "poe2openai", "endpoints": ["/v1/models", "/v1/chat/completions", "/healthz"]})

@@ -1,0 +1,235 @@
+"""``POST /v1/chat/completions``: validate, ask Poe, stream or aggregate the answer.
+
+Retries once, only while nothing has reached the client: a transport failure, a Poe 5xx,
+or a retryable ``error`` event before any output. A streamed request whose bot is slow to
+start gets its headers after a few seconds and then SSE comments as keep-alives. A client
+that goes away cancels the handler, which closes the upstream connection at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+
+from . import pipeline
+from .chat_request import ChatRequest, parse_chat_request
+from .deltas import Delta, Failure, ResetDelta, UsageDelta
+from .errors import ApiError
+from .gateway import GATEWAY, Gateway, Target
+from .http_io import api_key, error_response, json_response, read_json
+from .ids import completion_id
+from .openai_response import ResponseBuilder
+from .openai_stream import ChunkEncoder
+from .pipeline import Stage
+from .poe_query import QueryOptions, build_query, encode
+from .thinking import ThinkingSplitter
+from .tokens import count_messages, count_tokens
+
+log = logging.getLogger("poe2openai.chat")
+
+RETRY_DELAY = 0.3
+HEADERS_AFTER = 5.0  # seconds without output before a stream commits to 200 and keeps alive
+KEEPALIVE_EVERY = 15.0
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+class Answer:
+    """An open upstream answer: its response, its batches, and the first batch if read."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, batches: AsyncIterator[list[Delta]]) -> None:
+        self.resp = resp
+        self.batches = batches
+
+    async def close(self) -> None:
+        """Stop reading and drop the upstream connection."""
+        self.resp.close()
+        aclose = getattr(self.batches, "aclose", None)
+        if aclose is not None:
+            try:
+                await aclose()
+            except Exception:  # the generator may be mid-await after a cancellation
+                pass
+
+
+def _only_failure(batch: list[Delta]) -> Failure | None:
+    """The failure of a batch that says nothing else (so nothing was shown yet)."""
+    last = batch[-1]
+    if type(last) is Failure and all(type(d) in (ResetDelta, UsageDelta) for d in batch[:-1]):
+        assert isinstance(last, Failure)
+        return last
+    return None
+
+
+async def _next(batches: AsyncIterator[list[Delta]]) -> list[Delta] | None:
+    try:
+        return await batches.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+class ChatCall:
+    """One chat completion request in flight."""
+
+    def __init__(self, gw: Gateway, request: web.Request, req: ChatRequest, key: str, target: Target) -> None:
+        self.gw = gw
+        self.request = request
+        self.req = req
+        self.key = key
+        self.target = target
+        self.id = completion_id()
+        self.created = int(time.time())
+        self.started = time.perf_counter()
+        self.retries_left = 1
+        self.query = encode(build_query(req, QueryOptions(system_as_user=target.system_as_user)))
+        self.prompt_tokens: Callable[[], int] = functools.cache(lambda: count_messages([m.text for m in req.messages]))
+
+    def stages(self) -> list[Stage]:
+        """The pipeline stages after the Poe stage."""
+        return [ThinkingSplitter()]
+
+    async def open(self) -> Answer:
+        """Send the query; raise an ApiError if Poe refuses it."""
+        resp = await self.gw.poe.query(self.target.bot, self.query, self.key)
+        return Answer(resp, pipeline.run(resp.content.iter_any(), self.target.bot, self.stages()))
+
+    def note_first_output(self) -> None:
+        """Record time to first token for the request log."""
+        self.request["ttft_ms"] = (time.perf_counter() - self.started) * 1000
+
+    # --- non-streaming ------------------------------------------------------------------
+
+    async def respond(self) -> web.Response:
+        """Collect the whole answer and return one ``chat.completion``."""
+        while True:
+            answer = await self._open_with_retry()
+            try:
+                builder = ResponseBuilder()
+                first = await _next(answer.batches)
+                if first is not None:
+                    failure = _only_failure(first)
+                    if failure is not None and self._may_retry(failure.error):
+                        await asyncio.sleep(RETRY_DELAY)
+                        continue
+                    self.note_first_output()
+                    builder.feed(first)
+                    async for batch in answer.batches:
+                        builder.feed(batch)
+            finally:
+                await answer.close()
+            body = builder.result(self.id, self.created, self.req.model, self.prompt_tokens(), count_tokens)
+            self.request["usage"] = body["usage"]
+            return json_response(body)
+
+    def _may_retry(self, exc: ApiError) -> bool:
+        """Spend the one retry this request has, if the failure allows it."""
+        if exc.retryable and self.retries_left > 0:
+            self.retries_left -= 1
+            log.info("retrying %s after: %s", self.target.bot, exc.message)
+            return True
+        return False
+
+    async def _open_with_retry(self) -> Answer:
+        while True:
+            try:
+                return await self.open()
+            except ApiError as exc:
+                if not self._may_retry(exc):
+                    raise
+                await asyncio.sleep(RETRY_DELAY)
+
+    # --- streaming ----------------------------------------------------------------------
+
+    async def stream(self) -> web.StreamResponse:
+        """Relay the answer as OpenAI chunks."""
+        encoder = ChunkEncoder(
+            self.id,
+            self.created,
+            self.req.model,
+            include_usage=self.req.include_usage,
+            prompt_tokens=self.prompt_tokens,
+            count_tokens=count_tokens,
+        )
+        response = web.StreamResponse(headers=SSE_HEADERS)
+        response.enable_chunked_encoding()
+        while True:
+            answer = await self._open_with_retry()
+            try:
+                first = await self._first_batch(answer, response, encoder)
+                if first is not None and not response.prepared:
+                    failure = _only_failure(first)
+                    if failure is not None:
+                        if self._may_retry(failure.error):
+                            await asyncio.sleep(RETRY_DELAY)
+                            continue
+                        raise failure.error
+                if not response.prepared:
+                    await response.prepare(self.request)
+                self.note_first_output()
+                if first is not None:
+                    await response.write(encoder.encode(first))
+                async for batch in answer.batches:
+                    data = encoder.encode(batch)
+                    if data:
+                        await response.write(data)
+            except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+                log.info("client went away during %s", self.id)
+                return response
+            finally:
+                await answer.close()
+            if not encoder.finished:  # cannot happen: the pipeline always ends; keep the promise anyway
+                await response.write(encoder.failure(Failure(ApiError(502, "The answer ended unexpectedly"))))
+            self._record_usage(encoder)
+            await response.write_eof()
+            return response
+
+    def _record_usage(self, encoder: ChunkEncoder) -> None:
+        if self.req.include_usage:
+            self.request["usage"] = {"prompt_tokens": self.prompt_tokens()}
+
+    async def _first_batch(
+        self, answer: Answer, response: web.StreamResponse, encoder: ChunkEncoder
+    ) -> list[Delta] | None:
+        """Wait for the first batch; past HEADERS_AFTER, commit to 200 and send keep-alives."""
+        task = asyncio.ensure_future(_next(answer.batches))
+        try:
+            wait = HEADERS_AFTER
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=wait)
+                if done:
+                    return task.result()
+                if not response.prepared:
+                    await response.prepare(self.request)
+                    await response.write(encoder.start())
+                await response.write(encoder.keepalive())
+                wait = KEEPALIVE_EVERY
+        finally:
+            if not task.done():
+                task.cancel()
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    """The Chat Completions endpoint."""
+    gw = request.app[GATEWAY]
+    key = api_key(request)
+    body = await read_json(request, gw.settings.max_request_size)
+    req = parse_chat_request(body)
+    target = gw.resolve(req.model)
+    request["model"] = req.model
+    call = ChatCall(gw, request, req, key, target)
+    try:
+        if req.stream:
+            return await call.stream()
+        return await call.respond()
+    except ApiError as exc:
+        return error_response(exc)

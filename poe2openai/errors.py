@@ -1,0 +1,66 @@
+"""Errors a client sees, in OpenAI's shape ``{"error": {message, type, param, code}}``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class ApiError(Exception):
+    """An error answered to the client with ``status`` and OpenAI's error body."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers: dict[str, str] = dict(headers or {})
+        # Whether one more attempt upstream may succeed (used before the first byte only).
+        self.retryable = retryable
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: ``{"error": {...}}``."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def __repr__(self) -> str:
+        return f"ApiError({self.status}, {self.message!r}, code={self.code!r})"
+
+
+def bad_request(message: str, param: str | None = None, code: str = "invalid_value") -> ApiError:
+    """A 400 naming the offending field."""
+    return ApiError(400, message, type="invalid_request_error", param=param, code=code)
+
+
+def unauthorized(message: str) -> ApiError:
+    """A 401 for a missing or rejected key."""
+    return ApiError(401, message, type="authentication_error", code="invalid_api_key")
+
+
+def not_found(message: str, code: str = "not_found") -> ApiError:
+    """A 404."""
+    return ApiError(404, message, type="invalid_request_error", code=code)
+
+
+def upstream(message: str, status: int = 502, code: str = "upstream_error", retryable: bool = False) -> ApiError:
+    """A failure of Poe itself (5xx)."""
+    kind = "timeout_error" if status == 504 else "api_error"
+    return ApiError(status, message, type=kind, code=code, retryable=retryable)

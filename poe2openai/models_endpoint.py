@@ -1,0 +1,21 @@
+"""``GET /v1/models``: Poe's model list in OpenAI's shape."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .gateway import GATEWAY
+from .http_io import json_response
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """The models clients may use."""
+    gw = request.app[GATEWAY]
+    models = await gw.catalog.models()
+    data = [m.as_openai() for m in models]
+    return json_response({"object": "list", "data": data})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process serves requests."""
+    return json_response({"status": "ok"})

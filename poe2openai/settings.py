@@ -1,0 +1,178 @@
+"""Settings: read once from the environment into one frozen object.
+
+Every variable has the name and default of the original poe2openai. A bad value raises
+:class:`SettingsError` with one line naming the variable; ``__main__`` prints it and exits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """One environment variable as documented in ``--help`` and the README."""
+
+    name: str
+    default: str
+    help: str
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("HOST", "0.0.0.0", "address to listen on"),
+    Variable("PORT", "8080", "port to listen on"),
+    Variable("ADMIN_USERNAME", "admin", "user name for /admin"),
+    Variable("ADMIN_PASSWORD", "123456", "password for /admin (change it)"),
+    Variable("MAX_REQUEST_SIZE", "1073741824", "largest request body in bytes"),
+    Variable("LOG_LEVEL", "info", "debug, info, warn or error"),
+    Variable("CONFIG_DIR", "./", "folder holding models.yaml"),
+    Variable("RATE_LIMIT_MS", "100", "minimum gap between requests to Poe in ms (0: off)"),
+    Variable("RATE_LIMIT_MAX_WAIT_MS", "30000", "longest a request queues for the rate limit before a 429"),
+    Variable("URL_CACHE_TTL_SECONDS", "259200", "how long an uploaded attachment is reused"),
+    Variable("URL_CACHE_SIZE_MB", "100", "memory bound of the attachment cache in MB"),
+    Variable("POE_BASE_URL", "https://api.poe.com", "Poe API base URL"),
+    Variable(
+        "POE_FILE_UPLOAD_URL",
+        "https://www.quora.com/poe_api/file_upload_3RD_PARTY_POST",
+        "Poe file upload URL",
+    ),
+    Variable("CORS_ALLOW_ORIGINS", "*", "comma-separated origins allowed by CORS, or *"),
+    Variable("SHUTDOWN_GRACE_SECONDS", "30", "how long open streams may finish on SIGTERM"),
+    Variable("ALLOW_PRIVATE_URLS", "false", "let the gateway fetch URLs on private networks"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the gateway reads from its environment, validated."""
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    admin_username: str = "admin"
+    admin_password: str = "123456"
+    max_request_size: int = 1073741824
+    log_level: str = "info"
+    config_dir: str = "./"
+    rate_limit_ms: int = 100
+    rate_limit_max_wait_ms: int = 30000
+    url_cache_ttl_seconds: int = 259200
+    url_cache_size_mb: float = 100.0
+    poe_base_url: str = "https://api.poe.com"
+    poe_file_upload_url: str = "https://www.quora.com/poe_api/file_upload_3RD_PARTY_POST"
+    cors_allow_origins: tuple[str, ...] = ("*",)
+    shutdown_grace_seconds: float = 30.0
+    allow_private_urls: bool = False
+
+    @property
+    def uses_default_password(self) -> bool:
+        """True while the admin password is still the published default."""
+        return self.admin_password == "123456"
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some fields changed (used by tests and ``--demo``)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _int(name: str, raw: str, minimum: int, maximum: int | None = None) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and at most {maximum}" if maximum is not None else ""
+        raise SettingsError(f"{name}={raw!r} must be at least {minimum}{upper}")
+    return value
+
+
+def _float(name: str, raw: str, minimum: float) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value != value or value < minimum:
+        raise SettingsError(f"{name}={raw!r} must be at least {minimum:g}")
+    return value
+
+
+def _url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name}={raw!r} is not an http(s) URL")
+    return value
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not true or false")
+
+
+def _log_level(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value == "warn":
+        value = "warning"
+    if value not in LOG_LEVELS:
+        raise SettingsError(f"{name}={raw!r} must be one of debug, info, warn, error")
+    return value
+
+
+def _origins(name: str, raw: str) -> tuple[str, ...]:
+    items = tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
+    if not items:
+        raise SettingsError(f"{name} is empty; use * to allow any origin")
+    return items
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse the settings from ``environ`` (default: ``os.environ``)."""
+    env = os.environ if environ is None else environ
+    defaults = {v.name: v.default for v in VARIABLES}
+
+    def get(name: str, parse: Callable[[str, str], T]) -> T:
+        return parse(name, env.get(name, defaults[name]))
+
+    host = env.get("HOST", defaults["HOST"]).strip()
+    if not host:
+        raise SettingsError("HOST is empty")
+    return Settings(
+        host=host,
+        port=get("PORT", lambda n, r: _int(n, r, 1, 65535)),
+        admin_username=env.get("ADMIN_USERNAME", defaults["ADMIN_USERNAME"]),
+        admin_password=env.get("ADMIN_PASSWORD", defaults["ADMIN_PASSWORD"]),
+        max_request_size=get("MAX_REQUEST_SIZE", lambda n, r: _int(n, r, 1)),
+        log_level=get("LOG_LEVEL", _log_level),
+        config_dir=env.get("CONFIG_DIR", defaults["CONFIG_DIR"]) or "./",
+        rate_limit_ms=get("RATE_LIMIT_MS", lambda n, r: _int(n, r, 0)),
+        rate_limit_max_wait_ms=get("RATE_LIMIT_MAX_WAIT_MS", lambda n, r: _int(n, r, 0)),
+        url_cache_ttl_seconds=get("URL_CACHE_TTL_SECONDS", lambda n, r: _int(n, r, 0)),
+        url_cache_size_mb=get("URL_CACHE_SIZE_MB", lambda n, r: _float(n, r, 0)),
+        poe_base_url=get("POE_BASE_URL", _url),
+        poe_file_upload_url=get("POE_FILE_UPLOAD_URL", _url),
+        cors_allow_origins=get("CORS_ALLOW_ORIGINS", _origins),
+        shutdown_grace_seconds=get("SHUTDOWN_GRACE_SECONDS", lambda n, r: _float(n, r, 0)),
+        allow_private_urls=get("ALLOW_PRIVATE_URLS", _bool),
+    )
+
+
+def help_text() -> str:
+    """The environment table printed by ``--help``."""
+    width = max(len(v.name) for v in VARIABLES)
+    lines = [f"  {v.name:<{width}}  {v.help} (default: {v.default})" for v in VARIABLES]
+    return "\n".join(lines)

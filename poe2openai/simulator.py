@@ -1,0 +1,435 @@
+"""A Poe simulator: an aiohttp app speaking Poe's real protocol over HTTP.
+
+- ``POST /bot/{name}``: bearer-key check, case-insensitive bot lookup, ``type`` dispatch
+  (``query`` streams events; ``report_*``/``settings`` answer ``{}``); every body recorded.
+- ``GET /v1/models``: Poe's public model list shape (ms ``created``, ``metadata``, ``parameters``).
+- ``POST /file_upload``: Poe's upload endpoint (multipart ``file`` or ``download_url``); stored
+  bytes are served back under ``/base/...``.
+
+Bots answer from built-in behaviours (echo, thinking, image, slow, tool-using) or from a
+script queued by a test with :meth:`Simulator.script`. Scripts are lists of steps: events,
+raw bytes, sleeps, an HTTP error, a cut connection; responses can use CRLF line ends, keep-
+alive comments, and arbitrary write sizes (split inside lines and UTF-8 sequences).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import orjson
+from aiohttp import web
+from aiohttp.multipart import BodyPartReader
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One SSE event; ``data`` is JSON-encoded unless it is already ``bytes``."""
+
+    name: str
+    data: Any = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """Bytes written as they are."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """A pause between writes."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class HttpError:
+    """Answer with this status and body instead of a stream."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """Drop the connection here (no ``done``)."""
+
+
+Step: TypeAlias = Event | Raw | Sleep | HttpError | Cut
+
+
+def text(t: str) -> Event:
+    """A ``text`` event."""
+    return Event("text", {"text": t})
+
+
+def replace(t: str) -> Event:
+    """A ``replace_response`` event."""
+    return Event("replace_response", {"text": t})
+
+
+def error(t: str, allow_retry: bool = False, error_type: str | None = None) -> Event:
+    """An ``error`` event."""
+    data: dict[str, Any] = {"allow_retry": allow_retry, "text": t}
+    if error_type:
+        data["error_type"] = error_type
+    return Event("error", data)
+
+
+DONE = Event("done", {})
+
+
+def texts(*parts: str) -> list[Step]:
+    """A plain answer in several ``text`` events, then ``done``."""
+    return [*(text(p) for p in parts), DONE]
+
+
+@dataclass
+class Script:
+    """A scripted answer for one query."""
+
+    steps: list[Step]
+    crlf: bool = False
+    write_size: int = 0  # split the body into writes of this many bytes (0: one write per step)
+    pings: bool = False  # a ``: ping`` comment before each event
+
+
+@dataclass
+class Recorded:
+    """One request the simulator received."""
+
+    bot: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+MODELS: list[dict[str, Any]] = [
+    {
+        "id": "claude-sonnet-4.5",
+        "owned_by": "Anthropic",
+        "display": "Claude-Sonnet-4.5",
+        "parameters": [
+            {
+                "name": "thinking_budget",
+                "schema": {"type": "number", "minimum": 0, "maximum": 31999},
+                "default_value": 0,
+            },
+            {"name": "web_search", "schema": {"type": "boolean"}, "default_value": False},
+        ],
+    },
+    {
+        "id": "gpt-5",
+        "owned_by": "OpenAI",
+        "display": "GPT-5",
+        "parameters": [
+            {
+                "name": "reasoning_effort",
+                "schema": {"type": "string", "enum": ["minimal", "low", "medium", "high"]},
+                "default_value": "medium",
+            },
+            {"name": "web_search", "schema": {"type": "boolean"}, "default_value": False},
+        ],
+    },
+    {
+        "id": "gemini-2.5-pro",
+        "owned_by": "Google",
+        "display": "Gemini-2.5-Pro",
+        "parameters": [
+            {
+                "name": "thinking_budget",
+                "schema": {"type": "number", "minimum": 0, "maximum": 32768},
+                "default_value": 0,
+            }
+        ],
+    },
+    {
+        "id": "deepseek-r1",
+        "owned_by": "Fireworks AI",
+        "display": "DeepSeek-R1",
+        "parameters": [{"name": "enable_thinking", "schema": {"type": "boolean"}, "default_value": True}],
+    },
+    {"id": "gpt-4o-mini", "owned_by": "OpenAI", "display": "GPT-4o-Mini", "parameters": []},
+    {
+        "id": "nano-banana",
+        "owned_by": "Google",
+        "display": "Nano-Banana",
+        "parameters": [{"name": "aspect_ratio", "schema": {"type": "string", "enum": ["1:1", "16:9", "9:16"]}}],
+    },
+]
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    for msg in reversed(body.get("query") or []):
+        if isinstance(msg, dict) and msg.get("role") == "user":
+            return str(msg.get("content", ""))
+    return ""
+
+
+def echo_answer(body: dict[str, Any]) -> list[Step]:
+    """The default bot: repeats the last user message, a few words per event."""
+    said = _last_user_text(body).strip() or "(nothing)"
+    words = f"You said: {said}".split(" ")
+    parts = [" ".join(words[i : i + 3]) + (" " if i + 3 < len(words) else "") for i in range(0, len(words), 3)]
+    return [Event("meta", {"content_type": "text/markdown"}), *texts(*parts)]
+
+
+def thinking_answer(body: dict[str, Any]) -> list[Step]:
+    """A reasoning bot: a ``*Thinking...*`` block, then the answer."""
+    said = _last_user_text(body).strip() or "(nothing)"
+    return texts(
+        "*Thinking...*",
+        "\n\n> **Reading the question**\n> ",
+        "\n> The user wrote: ",
+        said[:200].replace("\n", " "),
+        "\n\n",
+        f"Here is my answer to: {said[:200]}",
+    )
+
+
+def image_answer(body: dict[str, Any], base: str) -> list[Step]:
+    """An image bot: progress via replace_response, then an inline file."""
+    url = f"{base}/base/image/{hashlib.sha256(_last_user_text(body).encode()).hexdigest()}"
+    return [
+        replace("Generating image (1s elapsed)…"),
+        replace("Generating image (2s elapsed)…"),
+        Event("file", {"url": url, "content_type": "image/png", "name": "image.png", "inline_ref": "aB3dE9xZ"}),
+        replace("![image.png][aB3dE9xZ]"),
+        DONE,
+    ]
+
+
+class Simulator:
+    """The fake Poe. Create one, queue scripts, run :attr:`app` on loopback."""
+
+    def __init__(self, *, valid_keys: set[str] | None = None, word_delay: float = 0.0) -> None:
+        self.valid_keys = valid_keys  # None: any non-empty key except "bad-key"
+        self.word_delay = word_delay
+        self.requests: list[Recorded] = []
+        self.uploads: list[Recorded] = []
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.model_list_calls = 0
+        self.model_list_fail = False
+        self.upload_fail: tuple[int, str] | None = None
+        self.open_streams = 0
+        self.cancelled_streams = 0
+        self._scripts: dict[str, deque[Script]] = defaultdict(deque)
+        self.behaviours: dict[str, Callable[[dict[str, Any]], list[Step]]] = {}
+        self.base_url = ""
+        self.app = web.Application(client_max_size=1 << 30)
+        self.app.router.add_post("/bot/{name}", self._bot)
+        self.app.router.add_get("/v1/models", self._models)
+        self.app.router.add_post("/file_upload", self._upload)
+        self.app.router.add_get("/base/{kind}/{digest}", self._file)
+
+    # --- test API -----------------------------------------------------------------------
+
+    def script(self, bot: str, steps: list[Step], **options: Any) -> None:
+        """Queue an answer for the next query to ``bot``."""
+        self._scripts[bot.lower()].append(Script(list(steps), **options))
+
+    def bodies(self, bot: str | None = None) -> list[dict[str, Any]]:
+        """Recorded query bodies (of ``bot`` only, if given)."""
+        return [r.body for r in self.requests if bot is None or r.bot == bot.lower()]
+
+    # --- handlers -----------------------------------------------------------------------
+
+    def _authorised(self, request: web.Request, bearer_only: bool = True) -> str | None:
+        auth = request.headers.get("Authorization", "")
+        key = auth[7:] if auth.startswith("Bearer ") else ("" if bearer_only else auth)
+        if not key:
+            return None
+        if self.valid_keys is None:
+            return None if key == "bad-key" else key
+        return key if key in self.valid_keys else None
+
+    async def _bot(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"].lower()
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return web.json_response(
+                {"error": {"message": "invalid JSON", "type": "invalid_request_error"}}, status=400
+            )
+        kind = body.get("type") if isinstance(body, dict) else None
+        if kind in ("report_error", "report_feedback", "report_reaction", "settings"):
+            return web.json_response({})
+        if kind != "query" or not isinstance(body.get("query"), list):
+            return web.json_response({"error": {"message": "type must be query"}}, status=400)
+        self.requests.append(Recorded(name, body, dict(request.headers)))
+        if self._authorised(request) is None:
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "Invalid API key provided",
+                        "type": "authentication_error",
+                        "code": "invalid_api_key",
+                    }
+                },
+                status=401,
+            )
+        queue = self._scripts.get(name)
+        if queue:
+            script = queue.popleft()
+        else:
+            steps = self._behaviour(name, body, request)
+            if steps is None:
+                return web.json_response(
+                    {"error": {"message": f"Bot does not exist: {name}", "type": "not_found_error"}}, status=404
+                )
+            script = Script(steps)
+        return await self._stream(request, script)
+
+    def _behaviour(self, name: str, body: dict[str, Any], request: web.Request) -> list[Step] | None:
+        if name in self.behaviours:
+            return self.behaviours[name](body)
+        if name in ("deepseek-r1", "gemini-2.5-pro") or name.endswith("-thinking"):
+            return thinking_answer(body)
+        if name == "nano-banana":
+            return image_answer(body, f"{request.scheme}://{request.host}")
+        if name.startswith("slow"):
+            return [Sleep(0.2), *echo_answer(body)]
+        if name.startswith("unknown") or name.startswith("no-such"):
+            return None
+        return echo_answer(body)
+
+    async def _stream(self, request: web.Request, script: Script) -> web.StreamResponse:
+        first = script.steps[0] if script.steps else None
+        if isinstance(first, HttpError):
+            payload = first.body if first.body is not None else {"error": {"message": f"HTTP {first.status}"}}
+            raw = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+            return web.Response(body=raw, status=first.status, headers=first.headers, content_type="application/json")
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store"}
+        )
+        await resp.prepare(request)
+        nl = b"\r\n" if script.crlf else b"\n"
+        self.open_streams += 1
+        try:
+            for step in script.steps:
+                if isinstance(step, Sleep):
+                    await asyncio.sleep(step.seconds)
+                    continue
+                if isinstance(step, Cut):
+                    assert request.transport is not None
+                    request.transport.close()
+                    return resp
+                if isinstance(step, Raw):
+                    data = step.data
+                elif isinstance(step, Event):
+                    payload = step.data if isinstance(step.data, bytes) else orjson.dumps(step.data)
+                    data = (b": ping" + nl + nl if script.pings else b"") + (
+                        b"event: " + step.name.encode() + nl + b"data: " + payload + nl + nl
+                    )
+                else:
+                    continue
+                if script.write_size > 0:
+                    for i in range(0, len(data), script.write_size):
+                        await resp.write(data[i : i + script.write_size])
+                        await asyncio.sleep(0)
+                else:
+                    await resp.write(data)
+                if self.word_delay:
+                    await asyncio.sleep(self.word_delay)
+            await resp.write_eof()
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.cancelled_streams += 1
+            raise
+        finally:
+            self.open_streams -= 1
+        return resp
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self.model_list_calls += 1
+        if self.model_list_fail:
+            return web.json_response({"error": {"message": "unavailable"}}, status=503)
+        data = [
+            {
+                "id": m["id"],
+                "object": "model",
+                "created": 1758868894776,
+                "description": f"{m['display']} on the Poe simulator",
+                "owned_by": m["owned_by"],
+                "root": m["id"],
+                "metadata": {"display_name": m["display"], "url": f"https://poe.com/{m['id']}"},
+                "parameters": m["parameters"],
+            }
+            for m in MODELS
+        ]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        key = auth[7:] if auth.startswith("Bearer ") else auth
+        if not key or key == "bad-key":
+            return web.Response(status=401, text="Unauthorized")
+        fields: dict[str, Any] = {}
+        content: bytes | None = None
+        filename = "file"
+        ctype = "application/octet-stream"
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            async for part in reader:
+                if not isinstance(part, BodyPartReader):  # pragma: no cover - nested multipart
+                    continue
+                if part.name == "file":
+                    content = await part.read()
+                    filename = part.filename or filename
+                    ctype = part.headers.get("Content-Type", ctype)
+                else:
+                    fields[part.name or ""] = (await part.read()).decode()
+        else:
+            form = await request.post()
+            fields = {k: str(v) for k, v in form.items()}
+        self.uploads.append(
+            Recorded(
+                "upload",
+                {"fields": fields, "filename": filename, "content_type": ctype, "size": len(content or b"")},
+                dict(request.headers),
+            )
+        )
+        if self.upload_fail is not None:
+            return web.Response(status=self.upload_fail[0], text=self.upload_fail[1])
+        if content is None:
+            url = fields.get("download_url", "")
+            if not re.match(r"https?://", url):
+                return web.Response(status=400, text="download_url must be an http(s) URL")
+            content = url.encode()
+            ctype = _guess_type(url)
+            filename = url.rsplit("/", 1)[-1] or "file"
+        digest = hashlib.sha256(content).hexdigest()
+        kind = ctype.split("/", 1)[0] if "/" in ctype else "file"
+        self.files[digest] = (content, ctype)
+        base = f"{request.scheme}://{request.host}"
+        return web.json_response(
+            {"attachment_url": f"{base}/base/{kind}/{digest}", "mime_type": ctype, "size": len(content)}
+        )
+
+    async def _file(self, request: web.Request) -> web.Response:
+        found = self.files.get(request.match_info["digest"])
+        if found is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=found[0], content_type=found[1])
+
+
+def _guess_type(url: str) -> str:
+    low = url.lower().split("?", 1)[0]
+    for ext, mime in (
+        (".png", "image/png"),
+        (".jpg", "image/jpeg"),
+        (".jpeg", "image/jpeg"),
+        (".gif", "image/gif"),
+        (".webp", "image/webp"),
+        (".pdf", "application/pdf"),
+        (".txt", "text/plain"),
+    ):
+        if low.endswith(ext):
+            return mime
+    return "application/octet-stream"
