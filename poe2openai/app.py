@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ from .ids import request_id
 from .model_catalog import ModelCatalog
 from .models_endpoint import healthz, list_models
 from .poe_client import PoeClient, new_session
+from .request_info import INFO, RequestInfo
 from .settings import Settings
 from .tokens import warm_up
 
@@ -53,7 +55,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 async def log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A request id header and one log line per request."""
     rid = request.headers.get("X-Request-Id", "")[:64] or request_id()
-    request["request_id"] = rid
+    facts = request[INFO] = RequestInfo(rid)
     started = time.perf_counter()
     status = 500
     try:
@@ -66,14 +68,24 @@ async def log_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         if request.path != "/healthz":
             total = (time.perf_counter() - started) * 1000
             extra = ""
-            if "model" in request:
-                extra += f" model={request['model']}"
-            if "ttft_ms" in request:
-                extra += f" ttft_ms={request['ttft_ms']:.1f}"
-            usage = request.get("usage")
-            if isinstance(usage, dict) and "completion_tokens" in usage:
+            if facts.model is not None:
+                extra += f" model={facts.model}"
+            if facts.ttft_ms is not None:
+                extra += f" ttft_ms={facts.ttft_ms:.1f}"
+            usage = facts.usage
+            if usage is not None and "completion_tokens" in usage:
                 extra += f" tokens={usage['prompt_tokens']}+{usage['completion_tokens']}"
             access.info("%s %s %s %d%s total_ms=%.1f", rid, request.method, request.path, status, extra, total)
+
+
+_PREFETCH = web.AppKey("prefetch", asyncio.Task[None])
+
+
+async def _prefetch(catalog: ModelCatalog) -> None:
+    try:
+        await catalog.models()
+    except ApiError:
+        pass  # logged by the catalogue; /v1/models will try again
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -83,11 +95,15 @@ def create_app(settings: Settings) -> web.Application:
     async def start(app: web.Application) -> None:
         session = new_session()
         poe = PoeClient(session, settings.poe_base_url)
-        gw = Gateway(settings=settings, session=session, poe=poe, catalog=ModelCatalog(poe))
+        catalog = ModelCatalog(poe, ttl=settings.models_cache_seconds)
+        gw = Gateway(settings=settings, session=session, poe=poe, catalog=catalog)
         app[GATEWAY] = gw
         warm_up()
+        # Fetch the model list in the background so names resolve from the first request.
+        app[_PREFETCH] = asyncio.ensure_future(_prefetch(catalog))
 
     async def stop(app: web.Application) -> None:
+        app[_PREFETCH].cancel()
         await app[GATEWAY].session.close()
 
     app.on_startup.append(start)

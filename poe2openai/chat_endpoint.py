@@ -28,6 +28,7 @@ from .openai_response import ResponseBuilder
 from .openai_stream import ChunkEncoder
 from .pipeline import Stage
 from .poe_query import QueryOptions, build_query, encode
+from .request_info import info
 from .thinking import ThinkingSplitter
 from .tokens import count_messages, count_tokens
 
@@ -105,7 +106,7 @@ class ChatCall:
 
     def note_first_output(self) -> None:
         """Record time to first token for the request log."""
-        self.request["ttft_ms"] = (time.perf_counter() - self.started) * 1000
+        info(self.request).ttft_ms = (time.perf_counter() - self.started) * 1000
 
     # --- non-streaming ------------------------------------------------------------------
 
@@ -128,7 +129,7 @@ class ChatCall:
             finally:
                 await answer.close()
             body = builder.result(self.id, self.created, self.req.model, self.prompt_tokens(), count_tokens)
-            self.request["usage"] = body["usage"]
+            info(self.request).usage = body["usage"]
             return json_response(body)
 
     def _may_retry(self, exc: ApiError) -> bool:
@@ -194,8 +195,8 @@ class ChatCall:
             return response
 
     def _record_usage(self, encoder: ChunkEncoder) -> None:
-        if self.req.include_usage:
-            self.request["usage"] = {"prompt_tokens": self.prompt_tokens()}
+        if encoder.usage is not None:
+            info(self.request).usage = encoder.usage
 
     async def _first_batch(
         self, answer: Answer, response: web.StreamResponse, encoder: ChunkEncoder
@@ -225,7 +226,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, gw.settings.max_request_size)
     req = parse_chat_request(body)
     target = gw.resolve(req.model)
-    request["model"] = req.model
+    info(request).model = req.model
     call = ChatCall(gw, request, req, key, target)
     try:
         if req.stream:

@@ -102,6 +102,7 @@ class ChunkEncoder:
         self._replay_content: _Replay | None = None
         self._replay_reasoning: _Replay | None = None
         self.finished = False
+        self.usage: dict[str, object] | None = None  # set when the usage chunk was sent
 
     def start(self) -> bytes:
         """The role chunk; sent once, before anything else."""
@@ -191,7 +192,7 @@ class ChunkEncoder:
             entry["function"] = {"name": d.name or "", "arguments": d.arguments}
         else:
             entry["function"] = {"arguments": d.arguments}
-        return self._delta_prefix + orjson.dumps({"tool_calls": [entry]}) + self._suffix
+        return self._delta_prefix + orjson.dumps({"tool_calls": [entry]})[:-1] + self._suffix
 
     def finish(self) -> bytes:
         """The finish chunk, the usage chunk when asked for, and ``[DONE]``."""
@@ -199,7 +200,7 @@ class ChunkEncoder:
         reason = orjson.dumps(self.answer.final_reason)
         frames = [self._delta_prefix + b'{},"logprobs":null,"finish_reason":' + reason + b"}]}\n\n"]
         if self._include_usage:
-            usage = usage_body(self._prompt_tokens(), self.answer, self._count)
+            usage = self.usage = usage_body(self._prompt_tokens(), self.answer, self._count)
             frames.append(self._head + b',"choices":[],"usage":' + orjson.dumps(usage) + b"}\n\n")
         frames.append(DONE_FRAME)
         return b"".join(frames)

@@ -9,12 +9,18 @@ can turn a whole batch into one socket write. A stream of batches always ends wi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-from .deltas import Delta
+import aiohttp
+
+from .deltas import Delta, Failure
+from .errors import upstream
 from .poe_deltas import PoeToDeltas
 from .poe_events import PoeEventDecoder
+
+log = logging.getLogger("poe2openai.pipeline")
 
 
 class Stage(Protocol):
@@ -38,17 +44,25 @@ async def run(chunks: AsyncIterator[bytes], bot: str, stages: Sequence[Stage]) -
     decoder = PoeEventDecoder()
     poe = PoeToDeltas(bot)
     said = False
-    async for chunk in chunks:
-        events = decoder.feed(chunk)
-        if not events:
-            continue
-        batch = poe.feed(events)
-        said = said or bool(batch)
-        batch = _through(batch, stages)
-        if batch:
-            yield batch
-        if decoder.finished:
-            return
+    try:
+        async for chunk in chunks:
+            events = decoder.feed(chunk)
+            if not events:
+                continue
+            batch = poe.feed(events)
+            said = said or bool(batch)
+            batch = _through(batch, stages)
+            if batch:
+                yield batch
+            if decoder.finished:
+                return
+    except TimeoutError:
+        batch = _through([Failure(upstream("Poe stopped sending for too long", 504, "upstream_timeout"))], stages)
+        yield batch
+        return
+    except aiohttp.ClientError as exc:
+        # The connection was cut mid-body: the same as an end without ``done``.
+        log.warning("Poe stream for %s cut: %s", bot, type(exc).__name__)
     tail = poe.feed(decoder.close())
     said = said or bool(tail)
     if not decoder.finished:

@@ -49,6 +49,7 @@ VARIABLES: tuple[Variable, ...] = (
         "https://www.quora.com/poe_api/file_upload_3RD_PARTY_POST",
         "Poe file upload URL",
     ),
+    Variable("MODELS_CACHE_SECONDS", "300", "how long Poe's model list is reused"),
     Variable("CORS_ALLOW_ORIGINS", "*", "comma-separated origins allowed by CORS, or *"),
     Variable("SHUTDOWN_GRACE_SECONDS", "30", "how long open streams may finish on SIGTERM"),
     Variable("ALLOW_PRIVATE_URLS", "false", "let the gateway fetch URLs on private networks"),
@@ -72,6 +73,7 @@ class Settings:
     url_cache_size_mb: float = 100.0
     poe_base_url: str = "https://api.poe.com"
     poe_file_upload_url: str = "https://www.quora.com/poe_api/file_upload_3RD_PARTY_POST"
+    models_cache_seconds: float = 300.0
     cors_allow_origins: tuple[str, ...] = ("*",)
     shutdown_grace_seconds: float = 30.0
     allow_private_urls: bool = False
@@ -165,6 +167,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         url_cache_size_mb=get("URL_CACHE_SIZE_MB", lambda n, r: _float(n, r, 0)),
         poe_base_url=get("POE_BASE_URL", _url),
         poe_file_upload_url=get("POE_FILE_UPLOAD_URL", _url),
+        models_cache_seconds=get("MODELS_CACHE_SECONDS", lambda n, r: _float(n, r, 0)),
         cors_allow_origins=get("CORS_ALLOW_ORIGINS", _origins),
         shutdown_grace_seconds=get("SHUTDOWN_GRACE_SECONDS", lambda n, r: _float(n, r, 0)),
         allow_private_urls=get("ALLOW_PRIVATE_URLS", _bool),

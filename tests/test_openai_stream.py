@@ -1,0 +1,116 @@
+"""The OpenAI chunk encoder: chunk shape, coalescing, replace policy, usage, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from poe2openai.deltas import RESET, Delta, End, Failure, FileDelta, ReasoningDelta, TextDelta, ToolCallDelta
+from poe2openai.errors import ApiError
+from poe2openai.openai_stream import ChunkEncoder
+
+
+def encoder(include_usage: bool = False) -> ChunkEncoder:
+    return ChunkEncoder(
+        "chatcmpl-1",
+        123,
+        "m",
+        include_usage=include_usage,
+        prompt_tokens=lambda: 7,
+        count_tokens=lambda s: len(s.split()),
+    )
+
+
+def frames(data: bytes) -> list[Any]:
+    out: list[Any] = []
+    for block in data.split(b"\n\n"):
+        if block.startswith(b"data: "):
+            payload = block[6:]
+            out.append("[DONE]" if payload == b"[DONE]" else orjson.loads(payload))
+    return out
+
+
+def run(batches: list[list[Delta]], include_usage: bool = False) -> list[Any]:
+    enc = encoder(include_usage)
+    return frames(b"".join(enc.encode(b) for b in batches))
+
+
+def deltas_of(fr: list[Any], key: str) -> str:
+    return "".join(f["choices"][0]["delta"].get(key, "") for f in fr if isinstance(f, dict) and f.get("choices"))
+
+
+def test_shape_role_first_one_finish_then_done() -> None:
+    fr = run([[TextDelta("Hel")], [TextDelta("lo")], [End()]])
+    assert fr[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    for f in fr[:-1]:
+        assert f["id"] == "chatcmpl-1" and f["object"] == "chat.completion.chunk" and f["created"] == 123
+        assert f["model"] == "m" and f["choices"][0]["index"] == 0
+    assert [f["choices"][0]["finish_reason"] for f in fr[:-1]] == [None, None, None, "stop"]
+    assert fr[-1] == "[DONE]"
+    assert deltas_of(fr, "content") == "Hello"
+
+
+def test_batch_coalesces_adjacent_text() -> None:
+    fr = run([[TextDelta("a"), TextDelta("b"), ReasoningDelta("r"), ReasoningDelta("s"), TextDelta("c"), End()]])
+    contents = [f["choices"][0]["delta"] for f in fr[1:-2]]
+    assert contents == [{"content": "ab"}, {"reasoning_content": "rs"}, {"content": "c"}]
+
+
+def test_usage_chunk_only_when_asked() -> None:
+    assert all("usage" not in f for f in run([[TextDelta("one two"), End()]]) if isinstance(f, dict))
+    fr = run([[TextDelta("one two"), End()]], include_usage=True)
+    assert fr[-2]["choices"] == [] and fr[-2]["usage"]["completion_tokens"] == 2
+    assert fr[-2]["usage"]["prompt_tokens"] == 7 and fr[-2]["usage"]["total_tokens"] == 9
+
+
+def test_failure_after_output_is_an_error_frame_then_done() -> None:
+    fr = run([[TextDelta("partial")], [Failure(ApiError(502, "boom", type="api_error", code="upstream_error"))]])
+    assert fr[-2] == {"error": {"message": "boom", "type": "api_error", "param": None, "code": "upstream_error"}}
+    assert fr[-1] == "[DONE]"
+
+
+def test_tool_call_deltas_have_index_and_id_on_first() -> None:
+    fr = run(
+        [
+            [
+                ToolCallDelta(0, "call_a", "f", ""),
+                ToolCallDelta(0, None, None, '{"x":'),
+                ToolCallDelta(0, None, None, "1}"),
+                End(),
+            ]
+        ]
+    )
+    calls = [f["choices"][0]["delta"]["tool_calls"][0] for f in fr[1:-2]]
+    assert calls[0] == {"index": 0, "id": "call_a", "type": "function", "function": {"name": "f", "arguments": ""}}
+    assert calls[1] == {"index": 0, "function": {"arguments": '{"x":'}}
+    assert fr[-2]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_replace_that_extends_sends_only_the_new_part() -> None:
+    fr = run([[TextDelta("Final ")], [RESET, TextDelta("Final answer.")], [End()]])
+    assert deltas_of(fr, "content") == "Final answer."
+
+
+def test_replace_that_repeats_in_pieces_sends_nothing_twice() -> None:
+    fr = run([[TextDelta("abc def")], [RESET, TextDelta("abc")], [TextDelta(" def")], [TextDelta("!")], [End()]])
+    assert deltas_of(fr, "content") == "abc def!"
+
+
+def test_replace_that_differs_follows_a_blank_line() -> None:
+    fr = run([[TextDelta("Generating (1s)")], [RESET, TextDelta("Generating (2s)")], [End()]])
+    assert deltas_of(fr, "content") == "Generating (1s)\n\nGenerating (2s)"
+
+
+def test_files_as_markdown() -> None:
+    fr = run(
+        [
+            [
+                TextDelta("Here"),
+                FileDelta("https://c/a.png", "a.png", "image/png"),
+                FileDelta("https://c/r.csv", "r.csv", "text/csv"),
+                End(),
+            ]
+        ]
+    )
+    assert deltas_of(fr, "content") == "Here\n\n![a.png](https://c/a.png)\n\n[r.csv](https://c/r.csv)"
