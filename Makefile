@@ -18,8 +18,11 @@ run: install
 demo: install
 	$(BIN)/python -m poe2openai --demo
 
+LINT_PATHS := $(wildcard poe2openai tests bench)
+
 lint: install
-	$(BIN)/ruff check poe2openai tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: install
 	$(BIN)/mypy

@@ -13,6 +13,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -31,6 +32,9 @@ from .poe_query import QueryOptions, build_query, encode
 from .request_info import info
 from .thinking import ThinkingSplitter
 from .tokens import count_messages, count_tokens
+from .tool_prompt import render_messages
+from .tools import tool_plan
+from .xml_tool_extract import XmlToolExtractor
 
 log = logging.getLogger("poe2openai.chat")
 
@@ -92,11 +96,27 @@ class ChatCall:
         self.created = int(time.time())
         self.started = time.perf_counter()
         self.retries_left = 1
-        self.query = encode(build_query(req, QueryOptions(system_as_user=target.system_as_user)))
+        self.plan = tool_plan(req)
+        self.query = encode(self._query())
         self.prompt_tokens: Callable[[], int] = functools.cache(lambda: count_messages([m.text for m in req.messages]))
+
+    def _query(self) -> dict[str, Any]:
+        req, plan, target = self.req, self.plan, self.target
+        opts = QueryOptions(system_as_user=target.system_as_user)
+        native = plan.active and target.native_tools()
+        has_history = any(m.role == "tool" or m.tool_calls for m in req.messages)
+        rendered = None
+        if plan.active or has_history:
+            rendered = render_messages(req, plan, opts.attachments, instruct=not native)
+        body = build_query(req, opts, rendered)
+        if native:
+            body["tools"] = [t.as_openai() for t in plan.tools]
+        return body
 
     def stages(self) -> list[Stage]:
         """The pipeline stages after the Poe stage."""
+        if self.plan.active:
+            return [ThinkingSplitter(), XmlToolExtractor(self.plan)]
         return [ThinkingSplitter()]
 
     async def open(self) -> Answer:

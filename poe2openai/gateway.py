@@ -19,6 +19,13 @@ class Target:
     bot: str  # the Poe bot name
     model: ModelInfo | None  # its catalogue entry, when Poe lists it
     system_as_user: bool = False
+    tool_mode: str = "xml"  # xml | native | auto
+
+    def native_tools(self) -> bool:
+        """Whether tools go to Poe natively rather than as an XML prompt."""
+        if self.tool_mode == "native":
+            return True
+        return self.tool_mode == "auto" and self.model is not None and self.model.supports_tools
 
 
 @dataclass

@@ -30,6 +30,7 @@ class ModelInfo:
     owned_by: str
     display_name: str
     parameters: tuple[dict[str, Any], ...] = field(default=())
+    supports_tools: bool = False
 
     def as_openai(self, public_id: str | None = None) -> dict[str, Any]:
         """The OpenAI ``model`` object (``name`` is read by Open WebUI and others)."""
@@ -53,12 +54,14 @@ def _model_info(raw: dict[str, Any]) -> ModelInfo:
     display = meta.get("display_name") if isinstance(meta, dict) else None
     params = raw.get("parameters")
     owned = raw.get("owned_by")
+    features = raw.get("supported_features")
     return ModelInfo(
         id=raw["id"],
         created=created_s,
         owned_by=owned if isinstance(owned, str) and owned else "poe",
         display_name=display if isinstance(display, str) and display else raw["id"],
         parameters=tuple(p for p in params if isinstance(p, dict)) if isinstance(params, list) else (),
+        supports_tools=isinstance(features, list) and "tools" in features,
     )
 
 

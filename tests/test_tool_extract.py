@@ -1,0 +1,170 @@
+"""The XML tool-call extractor: the same calls and text for every chunking."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+
+from poe2openai.deltas import RESET, Delta, End, TextDelta, ToolCallDelta
+from poe2openai.tool_arguments import coerce, parse_json_arguments
+from poe2openai.tools import ToolPlan, ToolSpec
+from poe2openai.xml_tool_extract import XmlToolExtractor
+
+from .chunking import cuts, every_two_way_split, splits
+
+WEATHER = ToolSpec(
+    "get_weather",
+    "Weather for a city",
+    {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string"},
+            "days": {"type": "integer"},
+            "metric": {"type": "boolean"},
+            "tags": {"type": "array"},
+            "extra": {"type": "object"},
+            "ratio": {"type": "number"},
+        },
+        "required": ["city"],
+    },
+)
+READ = ToolSpec("read_file", "", {"type": "object", "properties": {"path": {"type": "string"}}})
+
+
+def plan(parallel: bool = True) -> ToolPlan:
+    return ToolPlan((WEATHER, READ), "auto", None, parallel, {"get_weather": WEATHER, "read_file": READ})
+
+
+def extract(chunks: list[str], parallel: bool = True) -> tuple[str, list[tuple[int, str, Any]]]:
+    x = XmlToolExtractor(plan(parallel))
+    out: list[Delta] = []
+    for c in chunks:
+        out += x.feed([TextDelta(c)])
+    out += x.feed([End()])
+    assert isinstance(out[-1], End)
+    text = "".join(d.text for d in out if isinstance(d, TextDelta))
+    calls = [(d.index, d.name or "", orjson.loads(d.arguments)) for d in out if isinstance(d, ToolCallDelta)]
+    assert all(
+        isinstance(d, ToolCallDelta) and d.id and d.id.startswith("call_") for d in out if isinstance(d, ToolCallDelta)
+    )
+    return text, calls
+
+
+CALL = '<tool_call>\n<name>get_weather</name>\n<arguments>{"city": "Paris"}</arguments>\n</tool_call>'
+CASES: list[tuple[str, str, list[tuple[int, str, Any]]]] = [
+    ("Let me check.\n\n" + CALL, "Let me check.\n\n", [(0, "get_weather", {"city": "Paris"})]),
+    (
+        CALL + "\n" + CALL.replace("Paris", "Rome") + "\nI called two tools.",
+        "",
+        [(0, "get_weather", {"city": "Paris"}), (1, "get_weather", {"city": "Rome"})],
+    ),
+    (
+        '<tool_call>\n<invoke name="get_weather">\n<parameter name="city">Paris &amp; Co</parameter>\n'
+        '<parameter name="days">5</parameter>\n<parameter name="metric">true</parameter>\n'
+        '<parameter name="tags">["a", "b"]</parameter>\n<parameter name="extra">{"k": 1}</parameter>\n'
+        '<parameter name="ratio">0.5</parameter>\n</invoke>\n</tool_call>',
+        "",
+        [
+            (
+                0,
+                "get_weather",
+                {"city": "Paris & Co", "days": 5, "metric": True, "tags": ["a", "b"], "extra": {"k": 1}, "ratio": 0.5},
+            )
+        ],
+    ),
+    (
+        'Reading.<invoke name="read_file"><parameter name="path">a.py</parameter></invoke>',
+        "Reading.",
+        [(0, "read_file", {"path": "a.py"})],
+    ),
+    (
+        '<function_calls>\n<invoke name="read_file">\n<parameter name="path">x</parameter>\n</invoke>\n'
+        '<invoke name="get_weather">\n<parameter name="city">Oslo</parameter>\n</invoke>\n</function_calls>',
+        "",
+        [(0, "read_file", {"path": "x"}), (1, "get_weather", {"city": "Oslo"})],
+    ),
+    ("```xml\n" + CALL + "\n```\n", "", [(0, "get_weather", {"city": "Paris"})]),
+    (
+        '<tool_call>\n<name>get_weather</name>\n<arguments>\n```json\n{"city": "Lima",}\n```\n'
+        "</arguments>\n</tool_call>",
+        "",
+        [(0, "get_weather", {"city": "Lima"})],
+    ),
+    ('<tool_call>{"name": "read_file", "arguments": {"path": "b"}}</tool_call>', "", [(0, "read_file", {"path": "b"})]),
+    ("<tool_call><read_file><path>c.txt</path></read_file></tool_call>", "", [(0, "read_file", {"path": "c.txt"})]),
+    # not calls: unknown tool, bad arguments, prose about the format, other XML, comparisons
+    (
+        "<tool_call>\n<name>launch_rockets</name>\n<arguments>{}</arguments>\n</tool_call>",
+        "<tool_call>\n<name>launch_rockets</name>\n<arguments>{}</arguments>\n</tool_call>",
+        [],
+    ),
+    (
+        "<tool_call>\n<name>get_weather</name>\n<arguments>{not json</arguments>\n</tool_call>",
+        "<tool_call>\n<name>get_weather</name>\n<arguments>{not json</arguments>\n</tool_call>",
+        [],
+    ),
+    (
+        "Wrap calls in <tool_call> tags, like <invoke> elements.",
+        "Wrap calls in <tool_call> tags, like <invoke> elements.",
+        [],
+    ),
+    ("<read_file>\n<path>src/a.py</path>\n</read_file>", "<read_file>\n<path>src/a.py</path>\n</read_file>", []),
+    ("if a < b and c<d: `code` and\n``` fence\n```", "if a < b and c<d: `code` and\n``` fence\n```", []),
+    (
+        '<tool_call>\n<name>get_weather</name>\n<arguments>{"city": "Nice"}</arguments>',
+        "",
+        [(0, "get_weather", {"city": "Nice"})],
+    ),  # unclosed at the end, still a valid call
+    ("plain answer with no tags", "plain answer with no tags", []),
+    ("ends with <", "ends with <", []),
+]
+
+
+@pytest.mark.parametrize(("answer", "text", "calls"), CASES)
+def test_every_two_way_split(answer: str, text: str, calls: list[tuple[int, str, Any]]) -> None:
+    for chunks in every_two_way_split(answer):
+        assert extract(chunks) == (text, calls), chunks
+
+
+@settings(max_examples=300)
+@given(cuts)
+def test_any_chunking(points: list[int]) -> None:
+    for answer, text, calls in CASES:
+        assert extract(splits(answer, points)) == (text, calls)
+
+
+def test_text_before_the_call_streams_immediately() -> None:
+    x = XmlToolExtractor(plan())
+    assert x.feed([TextDelta("Let me look that up. ")]) == [TextDelta("Let me look that up. ")]
+    assert x.feed([TextDelta("<")]) == []
+    assert x.feed([TextDelta("b>bold</b>")]) == [TextDelta("<b>bold</b>")]
+    assert x.feed([TextDelta("<tool_")]) == []
+    assert x.feed([TextDelta("call> is how you call")]) == [TextDelta("<tool_call> is how you call")]
+
+
+def test_parallel_false_keeps_only_the_first_call() -> None:
+    assert extract([CALL + CALL.replace("Paris", "Rome")], parallel=False) == (
+        "",
+        [(0, "get_weather", {"city": "Paris"})],
+    )
+
+
+def test_reset_keeps_call_indices_distinct() -> None:
+    x = XmlToolExtractor(plan())
+    out = x.feed([TextDelta(CALL), RESET, TextDelta(CALL), End()])
+    assert [d.index for d in out if isinstance(d, ToolCallDelta)] == [0, 1]
+
+
+def test_argument_helpers() -> None:
+    assert parse_json_arguments('```json\n{"a": [1, 2,],}\n```') == {"a": [1, 2]}
+    assert parse_json_arguments("") == {}
+    assert parse_json_arguments("[1]") is None
+    assert coerce("42", {"type": ["integer", "null"]}) == 42
+    assert coerce("null", {"type": ["integer", "null"]}) is None
+    assert coerce("abc", {"type": "integer"}) == "abc"
+    assert coerce("1e3", {"type": "number"}) == 1000.0
+    assert coerce(" yes ", {"type": "boolean"}) is True
+    assert coerce("x", {"enum": ["x", "y"]}) == "x"
