@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from .admin import admin_guard, setup_admin
 from .chat_endpoint import chat_completions
 from .errors import ApiError
 from .gateway import GATEWAY, Gateway
@@ -16,6 +17,7 @@ from .http_io import error_response, json_response
 from .ids import request_id
 from .model_catalog import ModelCatalog
 from .models_endpoint import healthz, list_models
+from .models_yaml import ConfigStore
 from .poe_client import PoeClient, new_session
 from .request_info import INFO, RequestInfo
 from .settings import Settings
@@ -90,13 +92,16 @@ async def _prefetch(catalog: ModelCatalog) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     """The gateway application for ``settings``."""
-    app = web.Application(middlewares=[log_middleware, errors_middleware], client_max_size=settings.max_request_size)
+    app = web.Application(
+        middlewares=[log_middleware, errors_middleware, admin_guard], client_max_size=settings.max_request_size
+    )
 
     async def start(app: web.Application) -> None:
         session = new_session()
         poe = PoeClient(session, settings.poe_base_url)
         catalog = ModelCatalog(poe, ttl=settings.models_cache_seconds)
-        gw = Gateway(settings=settings, session=session, poe=poe, catalog=catalog)
+        config = ConfigStore(settings.config_dir, log.warning)
+        gw = Gateway(settings=settings, session=session, poe=poe, catalog=catalog, config=config)
         app[GATEWAY] = gw
         warm_up()
         # Fetch the model list in the background so names resolve from the first request.
@@ -112,6 +117,7 @@ def create_app(settings: Settings) -> web.Application:
         app.router.add_get(f"{prefix}/models", list_models)
         app.router.add_post(f"{prefix}/chat/completions", chat_completions)
     app.router.add_get("/healthz", healthz)
+    setup_admin(app)
     app.router.add_get("/", _index)
     return app
 

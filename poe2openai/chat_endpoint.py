@@ -245,8 +245,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     key = api_key(request)
     body = await read_json(request, gw.settings.max_request_size)
     req = parse_chat_request(body)
-    target = gw.resolve(req.model)
     info(request).model = req.model
+    target = gw.resolve(req.model)
     call = ChatCall(gw, request, req, key, target)
     try:
         if req.stream:

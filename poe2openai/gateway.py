@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
+from .errors import not_found
 from .model_catalog import ModelCatalog, ModelInfo
+from .models_yaml import ConfigStore
 from .poe_client import PoeClient
 from .settings import Settings
 
@@ -20,6 +22,7 @@ class Target:
     model: ModelInfo | None  # its catalogue entry, when Poe lists it
     system_as_user: bool = False
     tool_mode: str = "xml"  # xml | native | auto
+    reasoning_flags: bool = False  # also send reasoning options as --flags in the prompt
 
     def native_tools(self) -> bool:
         """Whether tools go to Poe natively rather than as an XML prompt."""
@@ -36,12 +39,61 @@ class Gateway:
     session: aiohttp.ClientSession
     poe: PoeClient
     catalog: ModelCatalog
+    config: ConfigStore
     extras: dict[str, object] = field(default_factory=dict)
 
     def resolve(self, requested: str) -> Target:
-        """Map a client's model name to a Poe bot (case-insensitive)."""
-        info = self.catalog.lookup(requested)
-        return Target(bot=info.id if info else requested, model=info)
+        """Map a client's model name to a Poe bot: a public name from models.yaml, else the
+        name itself (any case). A model hidden in models.yaml is refused."""
+        cfg = self.config.config
+        bot = cfg.by_public_name(requested) or requested
+        info = self.catalog.lookup(bot)
+        if info is not None:
+            bot = info.id
+        rule = cfg.rule(bot)
+        if rule is not None and rule.enable is False and cfg.rules_on:
+            raise not_found(f"The model '{requested}' is not available on this gateway", "model_not_found")
+        if rule is None:
+            return Target(bot=bot, model=info)
+        return Target(
+            bot=bot,
+            model=info,
+            system_as_user=bool(rule.replace_response),
+            tool_mode=rule.tool_mode or "xml",
+            reasoning_flags=bool(rule.reasoning_flags),
+        )
+
+    async def public_models(self) -> list[dict[str, object]]:
+        """``/v1/models``: Poe's list with the models.yaml rules applied."""
+        cfg = self.config.config
+        models = await self.catalog.models()
+        if not cfg.rules_on:
+            return [m.as_openai() for m in models]
+        out: list[dict[str, object]] = []
+        seen: set[str] = set()
+        for m in models:
+            rule = cfg.rule(m.id)
+            if rule is not None and rule.enable is False:
+                continue
+            public = rule.mapping if rule is not None and rule.mapping else m.id
+            if public.lower() not in seen:
+                seen.add(public.lower())
+                out.append(m.as_openai(public))
+        for c in cfg.custom_models:
+            rule = cfg.rule(c.id)
+            if (rule is not None and rule.enable is False) or c.id.lower() in seen:
+                continue
+            seen.add(c.id.lower())
+            out.append(
+                {
+                    "id": c.id,
+                    "object": "model",
+                    "created": c.created or 0,
+                    "owned_by": c.owned_by or "poe",
+                    "name": c.id,
+                }
+            )
+        return out
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

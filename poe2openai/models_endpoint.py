@@ -11,9 +11,7 @@ from .http_io import json_response
 async def list_models(request: web.Request) -> web.Response:
     """The models clients may use."""
     gw = request.app[GATEWAY]
-    models = await gw.catalog.models()
-    data = [m.as_openai() for m in models]
-    return json_response({"object": "list", "data": data})
+    return json_response({"object": "list", "data": await gw.public_models()})
 
 
 async def healthz(request: web.Request) -> web.Response:
