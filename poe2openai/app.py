@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .admin import admin_guard, setup_admin
 from .chat_endpoint import chat_completions
+from .cors import cors_middleware
 from .errors import ApiError
 from .gateway import GATEWAY, Gateway
 from .http_io import error_response, json_response
@@ -19,6 +20,7 @@ from .model_catalog import ModelCatalog
 from .models_endpoint import healthz, list_models
 from .models_yaml import ConfigStore
 from .poe_client import PoeClient, new_session
+from .rate_limit import RateLimiter
 from .request_info import INFO, RequestInfo
 from .settings import Settings
 from .tokens import warm_up
@@ -93,7 +95,8 @@ async def _prefetch(catalog: ModelCatalog) -> None:
 def create_app(settings: Settings) -> web.Application:
     """The gateway application for ``settings``."""
     app = web.Application(
-        middlewares=[log_middleware, errors_middleware, admin_guard], client_max_size=settings.max_request_size
+        middlewares=[log_middleware, cors_middleware(settings.cors_allow_origins), errors_middleware, admin_guard],
+        client_max_size=settings.max_request_size,
     )
 
     async def start(app: web.Application) -> None:
@@ -101,17 +104,22 @@ def create_app(settings: Settings) -> web.Application:
         poe = PoeClient(session, settings.poe_base_url)
         catalog = ModelCatalog(poe, ttl=settings.models_cache_seconds)
         config = ConfigStore(settings.config_dir, log.warning)
-        gw = Gateway(settings=settings, session=session, poe=poe, catalog=catalog, config=config)
+        limiter = RateLimiter(settings.rate_limit_ms, settings.rate_limit_max_wait_ms)
+        gw = Gateway(settings=settings, session=session, poe=poe, catalog=catalog, config=config, limiter=limiter)
         app[GATEWAY] = gw
         warm_up()
         # Fetch the model list in the background so names resolve from the first request.
         app[_PREFETCH] = asyncio.ensure_future(_prefetch(catalog))
+
+    async def drain(app: web.Application) -> None:
+        await app[GATEWAY].drain(settings.shutdown_grace_seconds)
 
     async def stop(app: web.Application) -> None:
         app[_PREFETCH].cancel()
         await app[GATEWAY].session.close()
 
     app.on_startup.append(start)
+    app.on_shutdown.append(drain)
     app.on_cleanup.append(stop)
     for prefix in ("/v1", ""):
         app.router.add_get(f"{prefix}/models", list_models)

@@ -19,7 +19,9 @@ import aiohttp
 from aiohttp import web
 
 from . import pipeline
+from .bot_parameters import as_flags, bot_parameters, read_request, split_suffix
 from .chat_request import ChatRequest, parse_chat_request
+from .cors import cors_headers
 from .deltas import Delta, Failure, ResetDelta, UsageDelta
 from .errors import ApiError
 from .gateway import GATEWAY, Gateway, Target
@@ -38,6 +40,7 @@ from .xml_tool_extract import XmlToolExtractor
 
 log = logging.getLogger("poe2openai.chat")
 
+SHUTTING_DOWN = ApiError(503, "The gateway is shutting down; retry shortly", type="api_error", code="shutting_down")
 RETRY_DELAY = 0.3
 HEADERS_AFTER = 5.0  # seconds without output before a stream commits to 200 and keeps alive
 KEEPALIVE_EVERY = 15.0
@@ -86,8 +89,11 @@ async def _next(batches: AsyncIterator[list[Delta]]) -> list[Delta] | None:
 class ChatCall:
     """One chat completion request in flight."""
 
-    def __init__(self, gw: Gateway, request: web.Request, req: ChatRequest, key: str, target: Target) -> None:
+    def __init__(
+        self, gw: Gateway, request: web.Request, req: ChatRequest, key: str, target: Target, opts: QueryOptions
+    ) -> None:
         self.gw = gw
+        self.opts = opts
         self.request = request
         self.req = req
         self.key = key
@@ -96,13 +102,14 @@ class ChatCall:
         self.created = int(time.time())
         self.started = time.perf_counter()
         self.retries_left = 1
+        self.stopping = False
+        self.answer: Answer | None = None
         self.plan = tool_plan(req)
         self.query = encode(self._query())
         self.prompt_tokens: Callable[[], int] = functools.cache(lambda: count_messages([m.text for m in req.messages]))
 
     def _query(self) -> dict[str, Any]:
-        req, plan, target = self.req, self.plan, self.target
-        opts = QueryOptions(system_as_user=target.system_as_user)
+        req, plan, target, opts = self.req, self.plan, self.target, self.opts
         native = plan.active and target.native_tools()
         has_history = any(m.role == "tool" or m.tool_calls for m in req.messages)
         rendered = None
@@ -119,10 +126,20 @@ class ChatCall:
             return [ThinkingSplitter(), XmlToolExtractor(self.plan)]
         return [ThinkingSplitter()]
 
+    def stop(self) -> None:
+        """Server shutdown: drop the upstream answer; the client is told why."""
+        self.stopping = True
+        if self.answer is not None:
+            self.answer.resp.close()
+
     async def open(self) -> Answer:
-        """Send the query; raise an ApiError if Poe refuses it."""
+        """Send the query (in its turn); raise an ApiError if Poe refuses it."""
+        if self.stopping:
+            raise SHUTTING_DOWN
+        await self.gw.limiter.acquire()
         resp = await self.gw.poe.query(self.target.bot, self.query, self.key)
-        return Answer(resp, pipeline.run(resp.content.iter_any(), self.target.bot, self.stages()))
+        self.answer = Answer(resp, pipeline.run(resp.content.iter_any(), self.target.bot, self.stages()))
+        return self.answer
 
     def note_first_output(self) -> None:
         """Record time to first token for the request log."""
@@ -148,6 +165,8 @@ class ChatCall:
                         builder.feed(batch)
             finally:
                 await answer.close()
+            if self.stopping:
+                raise SHUTTING_DOWN
             body = builder.result(self.id, self.created, self.req.model, self.prompt_tokens(), count_tokens)
             info(self.request).usage = body["usage"]
             return json_response(body)
@@ -181,7 +200,9 @@ class ChatCall:
             prompt_tokens=self.prompt_tokens,
             count_tokens=count_tokens,
         )
-        response = web.StreamResponse(headers=SSE_HEADERS)
+        headers = {**SSE_HEADERS, "X-Request-Id": info(self.request).request_id}
+        headers.update(cors_headers(self.request, self.gw.settings.cors_allow_origins))
+        response = web.StreamResponse(headers=headers)
         response.enable_chunked_encoding()
         while True:
             answer = await self._open_with_retry()
@@ -197,12 +218,16 @@ class ChatCall:
                 if not response.prepared:
                     await response.prepare(self.request)
                 self.note_first_output()
-                if first is not None:
+                if first is not None and not self.stopping:
                     await response.write(encoder.encode(first))
                 async for batch in answer.batches:
+                    if self.stopping:
+                        break
                     data = encoder.encode(batch)
                     if data:
                         await response.write(data)
+                if self.stopping and not encoder.finished:
+                    await response.write(encoder.failure(Failure(SHUTTING_DOWN)))
             except (ConnectionResetError, aiohttp.ClientConnectionResetError):
                 log.info("client went away during %s", self.id)
                 return response
@@ -246,11 +271,22 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, gw.settings.max_request_size)
     req = parse_chat_request(body)
     info(request).model = req.model
-    target = gw.resolve(req.model)
-    call = ChatCall(gw, request, req, key, target)
+    name, suffix = (req.model, None) if gw.knows(req.model) else split_suffix(req.model)
+    target = gw.resolve(name)
+    wanted = read_request(req.raw, suffix)
+    params = bot_parameters(wanted, target.model.parameters if target.model is not None else None)
+    opts = QueryOptions(system_as_user=target.system_as_user)
+    if target.reasoning_flags:
+        opts.flags = as_flags(params)
+    else:
+        opts.parameters = params
+    call = ChatCall(gw, request, req, key, target, opts)
+    gw.calls.add(call)
     try:
         if req.stream:
             return await call.stream()
         return await call.respond()
     except ApiError as exc:
         return error_response(exc)
+    finally:
+        gw.calls.discard(call)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
@@ -11,7 +13,16 @@ from .errors import not_found
 from .model_catalog import ModelCatalog, ModelInfo
 from .models_yaml import ConfigStore
 from .poe_client import PoeClient
+from .rate_limit import RateLimiter
 from .settings import Settings
+
+
+class Stoppable(Protocol):
+    """A request that can be asked to end early (server shutdown)."""
+
+    def stop(self) -> None:
+        """End soon, telling the client why."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +51,30 @@ class Gateway:
     poe: PoeClient
     catalog: ModelCatalog
     config: ConfigStore
-    extras: dict[str, object] = field(default_factory=dict)
+    limiter: RateLimiter
+    calls: set[Stoppable] = field(default_factory=set)  # chats in flight, for a graceful shutdown
+
+    async def drain(self, grace: float) -> None:
+        """Let chats in flight finish for up to ``grace`` seconds, then stop the rest cleanly."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.calls and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for call in list(self.calls):
+            call.stop()
+        deadline = loop.time() + 2.0
+        while self.calls and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+
+    def knows(self, name: str) -> bool:
+        """Whether ``name`` is a public name, a listed model, or a custom model."""
+        cfg = self.config.config
+        low = name.lower()
+        return (
+            cfg.by_public_name(name) is not None
+            or self.catalog.lookup(name) is not None
+            or any(c.id.lower() == low for c in cfg.custom_models)
+        )
 
     def resolve(self, requested: str) -> Target:
         """Map a client's model name to a Poe bot: a public name from models.yaml, else the

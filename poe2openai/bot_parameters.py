@@ -1,0 +1,241 @@
+"""Reasoning options and other bot parameters: from OpenAI-style request fields to the
+parameters the bot publishes in Poe's model list (``parameters[]`` with JSON-ish schemas).
+
+Accepted in the request:
+
+- ``reasoning_effort``: ``none``, ``minimal``, ``low``, ``medium``, ``high``;
+- ``thinking: {"type": "enabled"|"disabled", "budget_tokens": 0..30768}``;
+- ``extra_body.google.thinking_config.thinking_budget`` / ``include_thoughts`` (also as a
+  top-level ``google``, which is where the ``openai`` SDK puts ``extra_body`` keys);
+- a model-name suffix for clients that cannot send extra fields: ``gpt-5:high``,
+  ``claude-sonnet-4.5:thinking``, ``claude-sonnet-4.5:thinking-8000``;
+- ``poe_parameters: {...}`` (or ``extra_body.poe_parameters``): any other bot parameter,
+  e.g. ``{"web_search": true, "aspect_ratio": "16:9"}``.
+
+They become the bot's own parameter (``reasoning_effort``, ``output_effort``,
+``thinking_level``, ``thinking_budget``, ``enable_thinking``), converted between effort and
+budget where the bot has only the other, clamped to numeric ranges, and checked against
+enumerations (a value the bot cannot take is a 400 naming the field). For a bot Poe does not
+list, the names are sent as given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import bad_request
+
+EFFORTS = ("none", "minimal", "low", "medium", "high")
+BUDGET_MAX = 30768  # the original's documented range for thinking budgets
+_EFFORT_BUDGET = {"none": 0, "minimal": 1024, "low": 4096, "medium": 8192, "high": 16384}
+_EFFORT_NAMES = ("reasoning_effort", "output_effort", "thinking_level")
+SUFFIX_THINKING_BUDGET = 8192
+
+
+@dataclass(slots=True)
+class ReasoningRequest:
+    """What the client asked for, before looking at the bot."""
+
+    effort: str | None = None
+    budget: int | None = None
+    enabled: bool | None = None
+    source: str = "reasoning_effort"  # the field to name in errors
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def asked(self) -> bool:
+        """Whether any reasoning option was given."""
+        return self.effort is not None or self.budget is not None or self.enabled is not None
+
+
+def split_suffix(model: str) -> tuple[str, str | None]:
+    """``gpt-5:high`` → (``gpt-5``, ``high``); names without a known suffix are unchanged."""
+    base, sep, suffix = model.rpartition(":")
+    if not sep or not base:
+        return model, None
+    low = suffix.lower()
+    if low in EFFORTS or low == "thinking" or (low.startswith("thinking-") and low[9:].isdigit()):
+        return base, low
+    return model, None
+
+
+def _budget(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise bad_request(f"{where} must be a whole number of tokens", where)
+    if not 0 <= value <= BUDGET_MAX:
+        raise bad_request(f"{where} must be from 0 to {BUDGET_MAX} (got {value})", where)
+    return value
+
+
+def read_request(raw: dict[str, Any], suffix: str | None) -> ReasoningRequest:
+    """Validate the reasoning fields of a request body."""
+    r = ReasoningRequest()
+    extra_body = raw.get("extra_body") if isinstance(raw.get("extra_body"), dict) else {}
+    assert isinstance(extra_body, dict)
+
+    google = raw.get("google", extra_body.get("google"))
+    where = "google" if "google" in raw else "extra_body.google"
+    if google is not None:
+        cfg = google.get("thinking_config") if isinstance(google, dict) else None
+        if cfg is not None and not isinstance(cfg, dict):
+            raise bad_request(f"{where}.thinking_config must be an object", f"{where}.thinking_config")
+        if isinstance(cfg, dict):
+            if cfg.get("thinking_budget") is not None:
+                r.budget = _budget(cfg["thinking_budget"], f"{where}.thinking_config.thinking_budget")
+                r.source = f"{where}.thinking_config.thinking_budget"
+            include = cfg.get("include_thoughts")
+            if include is not None and not isinstance(include, bool):
+                raise bad_request(
+                    f"{where}.thinking_config.include_thoughts must be true or false",
+                    f"{where}.thinking_config.include_thoughts",
+                )
+            if include is True and r.budget != 0:
+                r.enabled = True
+
+    thinking = raw.get("thinking")
+    if thinking is not None:
+        if not isinstance(thinking, dict):
+            raise bad_request("thinking must be an object", "thinking")
+        kind = thinking.get("type", "enabled")
+        if kind not in ("enabled", "disabled", "adaptive"):
+            raise bad_request("thinking.type must be enabled or disabled", "thinking.type")
+        if kind == "disabled":
+            r.enabled, r.budget = False, 0
+        else:
+            r.enabled = True
+            if thinking.get("budget_tokens") is not None:
+                r.budget = _budget(thinking["budget_tokens"], "thinking.budget_tokens")
+        r.source = "thinking.budget_tokens"
+
+    effort = raw.get("reasoning_effort")
+    if effort is not None:
+        if not isinstance(effort, str) or effort.lower() not in EFFORTS:
+            raise bad_request(f"reasoning_effort must be one of {', '.join(EFFORTS)}", "reasoning_effort")
+        r.effort = effort.lower()
+        r.source = "reasoning_effort"
+
+    if suffix is not None and not r.asked:
+        if suffix in EFFORTS:
+            r.effort = suffix
+        elif suffix == "thinking":
+            r.enabled, r.budget = True, SUFFIX_THINKING_BUDGET
+        else:
+            r.enabled, r.budget = True, min(int(suffix[9:]), BUDGET_MAX)
+        r.source = "model"
+
+    params = raw.get("poe_parameters", extra_body.get("poe_parameters"))
+    if params is not None:
+        if not isinstance(params, dict):
+            raise bad_request("poe_parameters must be an object of bot parameters", "poe_parameters")
+        r.extra = dict(params)
+    return r
+
+
+def _schema(spec: dict[str, Any]) -> dict[str, Any]:
+    s = spec.get("schema")
+    return s if isinstance(s, dict) else {}
+
+
+def _effort_value(effort: str, schema: dict[str, Any], where: str) -> str:
+    enum = schema.get("enum")
+    if not isinstance(enum, list) or not enum:
+        return effort
+    options = [str(v) for v in enum]
+    if effort in options:
+        return effort
+    order = list(EFFORTS)
+    ranked = sorted((o for o in options if o in order), key=order.index)
+    if ranked:
+        # the nearest level the bot has: below "low" take the lowest, above it the nearest below or equal
+        wanted = order.index(effort)
+        below = [o for o in ranked if order.index(o) <= wanted]
+        return below[-1] if below else ranked[0]
+    raise bad_request(f"{where}: this model takes {', '.join(options)}", where)
+
+
+def _effort_from_budget(budget: int) -> str:
+    if budget == 0:
+        return "none"
+    if budget <= 2048:
+        return "low"
+    if budget <= 12000:
+        return "medium"
+    return "high"
+
+
+def _clamp(value: float, schema: dict[str, Any]) -> float:
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if isinstance(low, (int, float)) and value < low:
+        value = low
+    if isinstance(high, (int, float)) and value > high:
+        value = high
+    return value
+
+
+def _check(name: str, value: Any, schema: dict[str, Any]) -> Any:
+    where = f"poe_parameters.{name}"
+    kind = schema.get("type")
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum and value not in enum:
+        raise bad_request(f"{where} must be one of {', '.join(map(str, enum))}", where)
+    if kind == "boolean" and not isinstance(value, bool):
+        raise bad_request(f"{where} must be true or false", where)
+    if kind in ("number", "integer"):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise bad_request(f"{where} must be a number", where)
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if (isinstance(low, (int, float)) and value < low) or (isinstance(high, (int, float)) and value > high):
+            raise bad_request(f"{where} must be from {low} to {high}", where)
+    if kind == "string" and not isinstance(value, str):
+        raise bad_request(f"{where} must be a string", where)
+    return value
+
+
+def bot_parameters(r: ReasoningRequest, published: Sequence[dict[str, Any]] | None) -> dict[str, Any]:
+    """The parameters to send, for a bot publishing ``published`` (``None``: bot not listed)."""
+    out: dict[str, Any] = {}
+    if published is None:
+        if r.effort is not None:
+            out["reasoning_effort"] = r.effort
+        if r.budget is not None:
+            out["thinking_budget"] = r.budget
+        out.update(r.extra)
+        return out
+    specs = {p.get("name"): p for p in published if isinstance(p.get("name"), str)}
+    if r.asked:
+        effort = r.effort
+        if effort is None and r.budget is not None:
+            effort = _effort_from_budget(r.budget)
+        if effort is None and r.enabled is not None:
+            effort = "medium" if r.enabled else "none"
+        budget = r.budget
+        if budget is None and r.effort is not None:
+            budget = _EFFORT_BUDGET[r.effort]
+        for name in _EFFORT_NAMES:
+            if name in specs and effort is not None:
+                out[name] = _effort_value(effort, _schema(specs[name]), r.source)
+        if "thinking_budget" in specs and budget is not None:
+            schema = _schema(specs["thinking_budget"])
+            value = _clamp(budget, schema)
+            out["thinking_budget"] = (
+                int(value) if schema.get("type") != "number" or float(value).is_integer() else value
+            )
+        if "enable_thinking" in specs:
+            enabled = r.enabled if r.enabled is not None else (effort not in ("none", None) and budget != 0)
+            out["enable_thinking"] = bool(enabled)
+    for name, value in r.extra.items():
+        spec = specs.get(name)
+        out[name] = _check(name, value, _schema(spec)) if spec is not None else value
+    return out
+
+
+def as_flags(params: dict[str, Any]) -> str:
+    """Parameters as Poe users type them: `` --name value``."""
+    parts = []
+    for name, value in params.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        parts.append(f"--{name} {value}")
+    return " ".join(parts)
