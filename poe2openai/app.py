@@ -24,6 +24,9 @@ from .rate_limit import RateLimiter
 from .request_info import INFO, RequestInfo
 from .settings import Settings
 from .tokens import warm_up
+from .upload_cache import UploadCache
+from .uploader import Uploaded, Uploader
+from .url_guard import new_fetch_session
 
 log = logging.getLogger("poe2openai")
 access = logging.getLogger("poe2openai.access")
@@ -105,7 +108,27 @@ def create_app(settings: Settings) -> web.Application:
         catalog = ModelCatalog(poe, ttl=settings.models_cache_seconds)
         config = ConfigStore(settings.config_dir, log.warning)
         limiter = RateLimiter(settings.rate_limit_ms, settings.rate_limit_max_wait_ms)
-        gw = Gateway(settings=settings, session=session, poe=poe, catalog=catalog, config=config, limiter=limiter)
+        cache: UploadCache[Uploaded] = UploadCache(
+            int(settings.url_cache_size_mb * 1024 * 1024), settings.url_cache_ttl_seconds
+        )
+        fetcher = new_fetch_session(guarded=not settings.allow_private_urls)
+        uploader = Uploader(
+            session,
+            fetcher,
+            settings.poe_file_upload_url,
+            cache,
+            settings.max_request_size,
+            guarded=not settings.allow_private_urls,
+        )
+        gw = Gateway(
+            settings=settings,
+            session=session,
+            poe=poe,
+            catalog=catalog,
+            config=config,
+            limiter=limiter,
+            uploader=uploader,
+        )
         app[GATEWAY] = gw
         warm_up()
         # Fetch the model list in the background so names resolve from the first request.
@@ -117,6 +140,7 @@ def create_app(settings: Settings) -> web.Application:
     async def stop(app: web.Application) -> None:
         app[_PREFETCH].cancel()
         await app[GATEWAY].session.close()
+        await app[GATEWAY].uploader.fetch_session.close()
 
     app.on_startup.append(start)
     app.on_shutdown.append(drain)

@@ -276,6 +276,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     wanted = read_request(req.raw, suffix)
     params = bot_parameters(wanted, target.model.parameters if target.model is not None else None)
     opts = QueryOptions(system_as_user=target.system_as_user)
+    opts.attachments = await gw.uploader.prepare(req.messages, key)
     if target.reasoning_flags:
         opts.flags = as_flags(params)
     else:

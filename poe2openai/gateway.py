@@ -15,6 +15,7 @@ from .models_yaml import ConfigStore
 from .poe_client import PoeClient
 from .rate_limit import RateLimiter
 from .settings import Settings
+from .uploader import Uploader
 
 
 class Stoppable(Protocol):
@@ -52,6 +53,7 @@ class Gateway:
     catalog: ModelCatalog
     config: ConfigStore
     limiter: RateLimiter
+    uploader: Uploader
     calls: set[Stoppable] = field(default_factory=set)  # chats in flight, for a graceful shutdown
 
     async def drain(self, grace: float) -> None:

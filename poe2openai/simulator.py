@@ -220,6 +220,7 @@ class Simulator:
         self.model_list_calls = 0
         self.model_list_fail = False
         self.upload_fail: tuple[int, str] | None = None
+        self.refuse_download_url = False  # answer download_url uploads as Poe does for links it cannot fetch
         self.open_streams = 0
         self.cancelled_streams = 0
         self._scripts: dict[str, deque[Script]] = defaultdict(deque)
@@ -230,6 +231,9 @@ class Simulator:
         self.app.router.add_get("/v1/models", self._models)
         self.app.router.add_post("/file_upload", self._upload)
         self.app.router.add_get("/base/{kind}/{digest}", self._file)
+        self.app.router.add_get("/files/{name}", self._static)
+        self.app.router.add_get("/redirect", self._redirect)
+        self.static_files: dict[str, tuple[bytes, str]] = {}  # served at /files/{name}, e.g. for link fetches
 
     # --- test API -----------------------------------------------------------------------
 
@@ -399,6 +403,8 @@ class Simulator:
         )
         if self.upload_fail is not None:
             return web.Response(status=self.upload_fail[0], text=self.upload_fail[1])
+        if content is None and self.refuse_download_url:
+            return web.Response(status=400, text="Unable to download file from the provided URL")
         if content is None:
             url = fields.get("download_url", "")
             if not re.match(r"https?://", url):
@@ -413,6 +419,15 @@ class Simulator:
         return web.json_response(
             {"attachment_url": f"{base}/base/{kind}/{digest}", "mime_type": ctype, "size": len(content)}
         )
+
+    async def _static(self, request: web.Request) -> web.Response:
+        found = self.static_files.get(request.match_info["name"])
+        if found is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=found[0], content_type=found[1])
+
+    async def _redirect(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.query.get("to", "/"))
 
     async def _file(self, request: web.Request) -> web.Response:
         found = self.files.get(request.match_info["digest"])

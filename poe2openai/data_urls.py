@@ -1,0 +1,90 @@
+"""Attachment inputs: ``data:`` URLs decoded strictly, links checked, file names chosen."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import mimetypes
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes, urlsplit
+
+from .errors import bad_request
+
+POE_CDN_PREFIXES = ("https://pfst.cf2.poecdn.net/",)
+_WS = re.compile(rb"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Inline:
+    """Bytes sent inline as a ``data:`` URL."""
+
+    data: bytes
+    mime: str
+    name: str
+    digest: str  # sha256 of the bytes: the cache key
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An http(s) link."""
+
+    url: str
+    name: str
+
+
+def _extension(mime: str) -> str:
+    ext = mimetypes.guess_extension(mime.split(";")[0].strip(), strict=False) or ".bin"
+    return {".jpe": ".jpg", ".jpeg": ".jpg"}.get(ext, ext)
+
+
+def name_for(mime: str, given: str | None, stem: str = "file") -> str:
+    """A file name: the client's, else ``image.png`` / ``file.pdf`` from the type."""
+    if given:
+        return given.replace("/", "_").replace("\\", "_")[:200]
+    kind = "image" if mime.startswith("image/") else stem
+    return f"{kind}{_extension(mime)}"
+
+
+def parse_data_url(url: str, filename: str | None, param: str, limit: int) -> Inline:
+    """Decode ``data:<mime>[;...][;base64],<data>``; a bad one is a 400 naming ``param``."""
+    head, comma, payload = url[5:].partition(",")
+    if not comma:
+        raise bad_request(f"{param}: malformed data URL (no comma)", param, "invalid_data_url")
+    parts = [p.strip() for p in head.split(";")]
+    mime = parts[0].lower() or "text/plain"
+    if "/" not in mime:
+        raise bad_request(f"{param}: malformed data URL media type {parts[0]!r}", param, "invalid_data_url")
+    if "base64" in (p.lower() for p in parts[1:]):
+        raw = _WS.sub(b"", payload.encode("ascii", "replace"))
+        raw = raw.replace(b"-", b"+").replace(b"_", b"/")  # accept the URL-safe alphabet too
+        raw += b"=" * (-len(raw) % 4)
+        try:
+            data = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise bad_request(f"{param}: the data URL is not valid base64", param, "invalid_base64") from None
+    else:
+        data = unquote_to_bytes(payload)
+    if not data:
+        raise bad_request(f"{param}: the data URL is empty", param, "invalid_data_url")
+    if len(data) > limit:
+        raise bad_request(f"{param}: the attachment is larger than {limit} bytes", param, "attachment_too_large")
+    return Inline(data, mime, name_for(mime, filename), hashlib.sha256(data).hexdigest())
+
+
+def parse_link(url: str, filename: str | None, param: str) -> Link:
+    """An http(s) link; other schemes are a 400."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        scheme = parts.scheme or "none"
+        raise bad_request(
+            f"{param}: unsupported URL scheme {scheme!r} (use https:// or a data: URL)", param, "unsupported_url"
+        )
+    last = unquote_to_bytes(parts.path.rsplit("/", 1)[-1]).decode("utf-8", "replace")
+    return Link(url, filename or (last if "." in last else "") or "file")
+
+
+def is_poe_cdn(url: str) -> bool:
+    """Already on Poe's CDN: no upload needed."""
+    return url.startswith(POE_CDN_PREFIXES)
