@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run demo test lint typecheck unit bench clean
+.PHONY: install run demo test lint typecheck unit bench bench-litellm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,12 @@ unit: install
 test: lint typecheck unit
 
 bench: install
-	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
+# optional: LiteLLM's proxy in its own venv, so `make bench` can compare against it
+bench-litellm:
+	$(PYTHON) -m venv .venv-litellm
+	.venv-litellm/bin/pip install --quiet 'litellm[proxy]'
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-litellm build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,387 @@
+"""``python -m bench`` (``make bench``): the gateway beside a bare relay and LiteLLM, one run.
+
+Topology (2 cores): the process under test is pinned to core 1; the upstream and the load
+client share core 0. Each mode runs ``--reps`` times, interleaved, and medians are reported.
+
+- direct:  client → upstream (Poe SSE)                      the floor for time to first token
+- relay:   client → bare aiohttp relay → upstream           the floor for any Python proxy
+- gateway: client → poe2openai → upstream                   parse, split, tools, re-encode
+- litellm: client → LiteLLM proxy → upstream's OpenAI twin  when installed (optional)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import load
+from .procs import CORES, Proc, free_port, litellm_binary, pin, python, raise_fd_limit
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
+
+
+@dataclass
+class Case:
+    """One measured configuration."""
+
+    label: str
+    scenario: str
+    concurrency: int
+    requests: int
+    events: int
+    tools: bool = False
+
+
+class Sampler:
+    """Samples a process's RSS every 10 ms in a thread (the loop is busy with the load)."""
+
+    def __init__(self, proc: Proc | None) -> None:
+        self.proc = proc
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and self.proc is not None:
+            try:
+                self.peak = max(self.peak, self.proc.rss_bytes())
+            except OSError:
+                return
+            time.sleep(0.01)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def request_for(mode: str, case: Case, procs: dict[str, Proc]) -> tuple[str, dict[str, Any], dict[str, str], bytes]:
+    body: dict[str, Any] = {"model": case.scenario, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    if mode in ("direct", "relay"):
+        poe = {
+            "version": "1.2",
+            "type": "query",
+            "query": [{"role": "user", "content": "hi"}],
+            "user_id": "",
+            "conversation_id": "",
+            "message_id": "",
+        }
+        base = procs["upstream"].url if mode == "direct" else procs["relay"].url
+        return f"{base}/bot/{case.scenario}", poe, {}, b"event: done"
+    if case.tools:
+        body["tools"] = TOOLS
+    if mode == "gateway":
+        return f"{procs['gateway'].url}/v1/chat/completions", body, {"Authorization": "Bearer bench"}, b"[DONE]"
+    return f"{procs['litellm'].url}/v1/chat/completions", body, {"Authorization": "Bearer sk-bench"}, b"[DONE]"
+
+
+def measure(mode: str, case: Case, procs: dict[str, Proc]) -> dict[str, Any]:
+    url, body, headers, end = request_for(mode, case, procs)
+    proc = procs.get(mode) if mode != "direct" else None
+    rss_before = proc.rss_bytes() if proc else 0
+    cpu_before = proc.cpu_seconds() if proc else 0.0
+    with Sampler(proc) as sampler:
+        result = asyncio.run(load.run(url, body, headers, end, case.concurrency, case.requests))
+    out = result.summary()
+    ok = len(result.total)
+    chunks = ok * case.events
+    out["chunks_per_s"] = chunks / result.wall if result.wall else None
+    if proc is not None:
+        cpu = proc.cpu_seconds() - cpu_before
+        out["cpu_s"] = cpu
+        out["cpu_us_per_chunk"] = cpu / chunks * 1e6 if chunks else None
+        out["rss_mb"] = sampler.peak / 2**20
+        out["rss_growth_kib_per_stream"] = max(0, sampler.peak - rss_before) / 1024 / case.concurrency
+    return out
+
+
+def start_all(modes: list[str], cases: list[Case], log_dir: Path) -> dict[str, Proc]:
+    procs: dict[str, Proc] = {}
+    up_port = free_port()
+    procs["upstream"] = Proc(
+        "upstream", [python(), "-m", "bench.upstream", str(up_port)], up_port, 0, ready_path="/v1/models"
+    )
+    upstream = procs["upstream"].url
+    if "relay" in modes:
+        port = free_port()
+        procs["relay"] = Proc("relay", [python(), "-m", "bench.relay", str(port), upstream], port, 1)
+    if "gateway" in modes:
+        port = free_port()
+        env = {
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "POE_BASE_URL": upstream,
+            "RATE_LIMIT_MS": "0",
+            "CONFIG_DIR": str(log_dir),
+            "LOG_LEVEL": "info",
+        }
+        procs["gateway"] = Proc("gateway", [python(), "-m", "poe2openai"], port, 1, env, ready_path="/healthz")
+    if "litellm" in modes:
+        procs["litellm"] = start_litellm(upstream, cases, log_dir)
+    return procs
+
+
+def start_litellm(upstream: str, cases: list[Case], log_dir: Path) -> Proc:
+    binary = litellm_binary()
+    assert binary is not None
+    lines = ["model_list:"]
+    for scenario in sorted({c.scenario for c in cases}):
+        lines += [
+            f"  - model_name: {scenario}",
+            "    litellm_params:",
+            f"      model: openai/{scenario}",
+            f"      api_base: {upstream}/v1",
+            "      api_key: sk-upstream",
+        ]
+    lines += [
+        "general_settings:",
+        "  master_key: sk-bench",
+        "litellm_settings:",
+        "  drop_params: true",
+        "  telemetry: false",
+    ]
+    cfg = log_dir / "litellm.yaml"
+    cfg.write_text("\n".join(lines) + "\n")
+    port = free_port()
+    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
+    return Proc(
+        "litellm",
+        [binary, "--config", str(cfg), "--port", str(port), "--num_workers", "1"],
+        port,
+        1,
+        env,
+        ready_path="/health/liveliness",
+    )
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"reps": len(runs)}
+    for key in runs[0]:
+        values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
+        if key in ("errors", "requests"):
+            out[key] = sum(values)
+        elif values:
+            out[key] = statistics.median(values)
+        elif key == "error_samples":
+            out[key] = [s for r in runs for s in r[key]][:3]
+    return out
+
+
+def cases_for(quick: bool) -> tuple[list[Case], list[Case]]:
+    k = 4 if quick else 1
+    core = [
+        Case("c1", "plain.n200.s100.d0", 1, 120 // k, 200),
+        Case("c10", "plain.n200.s100.d0", 10, 400 // k, 200),
+        Case("c100", "plain.n200.s100.d0", 100, 800 // k, 200),
+        Case("c1000 open", "plain.n40.s100.d50", 1000, 1000, 40),
+    ]
+    extra = [
+        Case("thinking c10", "thinking.n200.s100.d0", 10, 400 // k, 200),
+        Case("tools c10", "tools.n200.s100.d0", 10, 400 // k, 200, tools=True),
+        Case("short n50 c10", "plain.n50.s100.d0", 10, 800 // k, 50),
+        Case("long n800 c10", "plain.n800.s100.d0", 10, 100 // k, 800),
+    ]
+    return core, extra
+
+
+def fmt(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    head = (
+        "| case | mode | TTFT p50 ms | added TTFT p50 ms | TTFT p99 ms | chunks/s | CPU µs/chunk | "
+        "peak RSS MB | KiB/stream | errors |"
+    )
+    rows = [head, "|" + "---|" * 10]
+    for label, by_mode in results.items():
+        direct = by_mode.get("direct", {}).get("ttft_p50_ms")
+        for mode, r in by_mode.items():
+            added = r.get("ttft_p50_ms") - direct if direct is not None and r.get("ttft_p50_ms") is not None else None
+            rows.append(
+                f"| {label} | {mode} | {fmt(r.get('ttft_p50_ms'), 2)} | {fmt(added if mode != 'direct' else None, 2)} "
+                f"| {fmt(r.get('ttft_p99_ms'), 2)} | {fmt(r.get('chunks_per_s'), 0)} | "
+                f"{fmt(r.get('cpu_us_per_chunk'), 1)} | {fmt(r.get('rss_mb'), 0)} | "
+                f"{fmt(r.get('rss_growth_kib_per_stream'), 1)} | {r.get('errors', 0)}/{r.get('requests', 0)} |"
+            )
+    return "\n".join(rows)
+
+
+def ratios(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for label, by_mode in results.items():
+        g = by_mode.get("gateway", {}).get("cpu_us_per_chunk")
+        for other in ("relay", "litellm"):
+            o = by_mode.get(other, {}).get("cpu_us_per_chunk")
+            if g and o:
+                out[f"{label}: gateway/{other} CPU per chunk"] = round(g / o, 2)
+    return out
+
+
+def targets(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    def get(label: str, mode: str, key: str) -> Any:
+        return results.get(label, {}).get(mode, {}).get(key)
+
+    added = None
+    if get("c1", "gateway", "ttft_p50_ms") is not None and get("c1", "direct", "ttft_p50_ms") is not None:
+        added = get("c1", "gateway", "ttft_p50_ms") - get("c1", "direct", "ttft_p50_ms")
+    g_cpu, r_cpu = get("c100", "gateway", "cpu_us_per_chunk"), get("c100", "relay", "cpu_us_per_chunk")
+    short, long_ = (
+        get("short n50 c10", "gateway", "cpu_us_per_chunk"),
+        get("long n800 c10", "gateway", "cpu_us_per_chunk"),
+    )
+    return {
+        "added TTFT p50 at c1 < 1 ms": {"value_ms": added, "met": added is not None and added < 1.0},
+        "CPU per chunk within 2x the relay (c100)": {
+            "ratio": g_cpu / r_cpu if g_cpu and r_cpu else None,
+            "met": bool(g_cpu and r_cpu and g_cpu / r_cpu <= 2),
+        },
+        ">= 20,000 chunks/s in one process (c100)": {
+            "value": get("c100", "gateway", "chunks_per_s"),
+            "met": (get("c100", "gateway", "chunks_per_s") or 0) >= 20000,
+        },
+        "1000 open streams, no error, < 64 KiB each": {
+            "errors": get("c1000 open", "gateway", "errors"),
+            "kib_per_stream": get("c1000 open", "gateway", "rss_growth_kib_per_stream"),
+            "met": get("c1000 open", "gateway", "errors") == 0
+            and (get("c1000 open", "gateway", "rss_growth_kib_per_stream") or 1e9) < 64,
+        },
+        "cost linear in stream length (CPU/chunk n800 vs n50)": {
+            "ratio": long_ / short if long_ and short else None,
+            "met": bool(long_ and short and long_ / short < 1.25),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per mode, interleaved (default 3)")
+    parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM even when installed")
+    parser.add_argument("--out", default=str(RESULTS / "latest.json"), help="where to write the JSON results")
+    args = parser.parse_args(argv)
+    raise_fd_limit()
+    pin(0)
+    core, extra = cases_for(args.quick)
+    modes = ["direct", "relay", "gateway"]
+    note = None
+    if args.no_litellm:
+        note = "LiteLLM skipped (--no-litellm)"
+    elif litellm_binary() is None:
+        note = "LiteLLM not installed: `make bench-litellm` installs it into .venv-litellm (optional)"
+    else:
+        modes.append("litellm")
+    if note:
+        print(note, file=sys.stderr)
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        log_dir = Path(tmp)
+        procs = start_all(modes, core + extra, log_dir)
+        try:
+            for case in core + extra:
+                case_modes = modes if case in core else ["gateway", "relay"] if not case.tools else ["gateway"]
+                if case in extra and case.scenario.startswith("thinking"):
+                    case_modes = ["gateway"]
+                runs: dict[str, list[dict[str, Any]]] = {m: [] for m in case_modes}
+                for rep in range(args.reps):
+                    for mode in case_modes:
+                        if mode == "litellm" and case.concurrency >= 100:
+                            procs["litellm"].stop()  # it stays busy after heavy runs: start it fresh
+                            procs["litellm"] = start_litellm(procs["upstream"].url, core + extra, log_dir)
+                        runs[mode].append(measure(mode, case, procs))
+                        print(
+                            f"  {case.label:<15} {mode:<8} rep {rep + 1}: "
+                            f"ttft p50 {fmt(runs[mode][-1].get('ttft_p50_ms'), 2)} ms, "
+                            f"{fmt(runs[mode][-1].get('chunks_per_s'), 0)} chunks/s, "
+                            f"errors {runs[mode][-1]['errors']}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                results[case.label] = {m: median_of(r) for m, r in runs.items()}
+        finally:
+            for p in procs.values():
+                p.stop()
+    report = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": {
+            "cpu": _cpu(),
+            "cores": CORES,
+            "python": platform.python_version(),
+            "aiohttp": metadata.version("aiohttp"),
+            "poe2openai": metadata.version("poe2openai"),
+            "litellm": _litellm_version() if "litellm" in modes else None,
+        },
+        "topology": "process under test pinned to core 1; upstream and load client on core 0",
+        "note": note,
+        "results": results,
+        "ratios": ratios(results),
+        "targets": targets(results),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(table(results))
+    print()
+    for k, v in report["ratios"].items():
+        print(f"{k}: {v}")
+    for k, v in report["targets"].items():
+        print(f"target {'MET ' if v['met'] else 'MISS'} {k}: { ({x: y for x, y in v.items() if x != 'met'}) }")
+    print(f"\nwritten to {out}")
+    return 0
+
+
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _litellm_version() -> str | None:
+    binary = litellm_binary()
+    if binary is None:
+        return None
+    venv_python = Path(binary).parent / "python"
+    import subprocess
+
+    done = subprocess.run(
+        [str(venv_python), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() or None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The load client: many concurrent streams over plain aiohttp, reading every byte.
+
+It does not parse chunks (the ``openai`` SDK's parsing cost would hide the gateway's): time
+to first token is when the first-token marker ``tok0`` arrives, and a stream counts as
+complete when its end marker arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+
+FIRST = b"tok0"
+
+
+@dataclass
+class Result:
+    """One load run."""
+
+    ttft: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+    errors: int = 0
+    bytes: int = 0
+    wall: float = 0.0
+    error_samples: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        def pct(values: list[float], q: float) -> float | None:
+            if not values:
+                return None
+            values = sorted(values)
+            return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
+        return {
+            "requests": len(self.total) + self.errors,
+            "errors": self.errors,
+            "ttft_p50_ms": pct(self.ttft, 0.5),
+            "ttft_p99_ms": pct(self.ttft, 0.99),
+            "total_p50_ms": pct(self.total, 0.5),
+            "wall_s": self.wall,
+            "error_samples": self.error_samples[:3],
+        }
+
+
+async def one(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], end: bytes, result: Result
+) -> None:
+    started = time.perf_counter()
+    ttft = None
+    tail = b""
+    try:
+        async with session.post(url, data=body, headers=headers) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"HTTP {resp.status}: {(await resp.read())[:200]!r}")
+            async for chunk in resp.content.iter_any():
+                result.bytes += len(chunk)
+                if ttft is None and FIRST in tail[-8:] + chunk:
+                    ttft = time.perf_counter() - started
+                tail = tail[-64:] + chunk if len(chunk) < 64 else chunk
+        if end not in tail:
+            raise RuntimeError(f"stream ended early: {tail[-120:]!r}")
+    except Exception as exc:  # counted, sampled, and reported
+        result.errors += 1
+        if len(result.error_samples) < 3:
+            result.error_samples.append(f"{type(exc).__name__}: {exc}"[:300])
+        return
+    result.ttft.append(ttft if ttft is not None else time.perf_counter() - started)
+    result.total.append(time.perf_counter() - started)
+
+
+async def run(
+    url: str, body: dict[str, Any], headers: dict[str, str], end: bytes, concurrency: int, requests: int
+) -> Result:
+    """``requests`` streams, ``concurrency`` at a time."""
+    result = Result()
+    raw = orjson.dumps(body)
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        sem = asyncio.Semaphore(concurrency)
+
+        async def guarded() -> None:
+            async with sem:
+                await one(session, url, raw, headers, end, result)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(guarded() for _ in range(requests)))
+        result.wall = time.perf_counter() - started
+    return result
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
