@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -70,12 +72,20 @@ def _same_origin(request: web.Request) -> bool:
     return urlsplit(origin).netloc.lower() == request.host.lower()
 
 
-@web.middleware
-async def admin_guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Basic auth for admin paths, and the same-origin check for their writes."""
-    if not request.path.startswith(ADMIN_PREFIXES):
-        resp: web.StreamResponse = await handler(request)
-        return resp
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def guarded(handler: Handler) -> Handler:
+    """Basic auth for an admin route, and the same-origin check for its writes."""
+
+    @functools.wraps(handler)
+    async def guard(request: web.Request) -> web.StreamResponse:
+        return await _guard(request, handler)
+
+    return guard
+
+
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     settings = request.app[GATEWAY].settings
     if not _credentials_ok(request.headers.get("Authorization", ""), settings):
         err = ApiError(401, "Admin login required", type="authentication_error", code="admin_auth_required")
@@ -84,7 +94,7 @@ async def admin_guard(request: web.Request, handler: Any) -> web.StreamResponse:
     if writes and (request.content_type != "application/json" or not _same_origin(request)):
         err = ApiError(403, "Cross-site or non-JSON request refused", type="permission_error", code="csrf")
         return json_response(err.body(), 403)
-    resp = await handler(request)
+    resp: web.StreamResponse = await handler(request)
     resp.headers.setdefault("Cache-Control", "no-store")
     resp.headers.setdefault("X-Frame-Options", "DENY")
     return resp
@@ -123,6 +133,7 @@ async def admin_slash(request: web.Request) -> web.Response:
 async def state(request: web.Request) -> web.Response:
     """Everything the page shows."""
     gw = request.app[GATEWAY]
+    gw.config.reload()  # the page shows the file as it is now
     models, models_error = await _poe_models(gw)
     return json_response(
         {
@@ -184,12 +195,12 @@ async def legacy_save(request: web.Request) -> web.Response:
 def setup_admin(app: web.Application) -> None:
     """Add the admin routes, the page template and the static assets."""
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("poe2openai", "templates"), autoescape=True)
-    app.router.add_get("/admin", admin_page)
-    app.router.add_get("/admin/", admin_slash)
-    app.router.add_get("/admin/api/state", state)
-    app.router.add_put("/admin/api/config", save_config)
-    app.router.add_post("/admin/api/config", save_config)
-    app.router.add_post("/admin/api/refresh", refresh)
-    app.router.add_get("/api/admin/config", legacy_get)
-    app.router.add_post("/api/admin/config", legacy_save)
+    app.router.add_get("/admin", guarded(admin_page))
+    app.router.add_get("/admin/", guarded(admin_slash))
+    app.router.add_get("/admin/api/state", guarded(state))
+    app.router.add_put("/admin/api/config", guarded(save_config))
+    app.router.add_post("/admin/api/config", guarded(save_config))
+    app.router.add_post("/admin/api/refresh", guarded(refresh))
+    app.router.add_get("/api/admin/config", guarded(legacy_get))
+    app.router.add_post("/api/admin/config", guarded(legacy_save))
     app.router.add_static("/static/", static_dir(), append_version=False)

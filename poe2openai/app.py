@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .admin import admin_guard, setup_admin
+from .admin import setup_admin
 from .chat_endpoint import chat_completions
 from .cors import cors_middleware
 from .errors import ApiError
@@ -98,7 +98,7 @@ async def _prefetch(catalog: ModelCatalog) -> None:
 def create_app(settings: Settings) -> web.Application:
     """The gateway application for ``settings``."""
     app = web.Application(
-        middlewares=[log_middleware, cors_middleware(settings.cors_allow_origins), errors_middleware, admin_guard],
+        middlewares=[log_middleware, cors_middleware(settings.cors_allow_origins), errors_middleware],
         client_max_size=settings.max_request_size,
     )
 

@@ -9,10 +9,9 @@ that goes away cancels the handler, which closes the upstream connection at once
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -106,7 +105,7 @@ class ChatCall:
         self.answer: Answer | None = None
         self.plan = tool_plan(req)
         self.query = encode(self._query())
-        self.prompt_tokens: Callable[[], int] = functools.cache(lambda: count_messages([m.text for m in req.messages]))
+        self._prompt_tokens: int | None = None
 
     def _query(self) -> dict[str, Any]:
         req, plan, target, opts = self.req, self.plan, self.target, self.opts
@@ -125,6 +124,12 @@ class ChatCall:
         if self.plan.active:
             return [ThinkingSplitter(), XmlToolExtractor(self.plan)]
         return [ThinkingSplitter()]
+
+    def prompt_tokens(self) -> int:
+        """Prompt tokens, counted on first use (only when usage is reported)."""
+        if self._prompt_tokens is None:
+            self._prompt_tokens = count_messages([m.text for m in self.req.messages])
+        return self._prompt_tokens
 
     def stop(self) -> None:
         """Server shutdown: drop the upstream answer; the client is told why."""
@@ -246,22 +251,36 @@ class ChatCall:
     async def _first_batch(
         self, answer: Answer, response: web.StreamResponse, encoder: ChunkEncoder
     ) -> list[Delta] | None:
-        """Wait for the first batch; past HEADERS_AFTER, commit to 200 and send keep-alives."""
-        task = asyncio.ensure_future(_next(answer.batches))
+        """Wait for the first batch; past HEADERS_AFTER, commit to 200 and send keep-alives.
+
+        The common case costs one timer: the keep-alive writer is only started for slow bots.
+        """
+        keeper: asyncio.Task[None] | None = None
+
+        def start_keeper() -> None:
+            nonlocal keeper
+            keeper = asyncio.ensure_future(self._keep_alive(response, encoder))
+
+        timer = asyncio.get_running_loop().call_later(HEADERS_AFTER, start_keeper)
         try:
-            wait = HEADERS_AFTER
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=wait)
-                if done:
-                    return task.result()
-                if not response.prepared:
-                    await response.prepare(self.request)
-                    await response.write(encoder.start())
-                await response.write(encoder.keepalive())
-                wait = KEEPALIVE_EVERY
+            return await _next(answer.batches)
         finally:
-            if not task.done():
-                task.cancel()
+            timer.cancel()
+            if keeper is not None:
+                keeper.cancel()
+                await asyncio.wait({keeper})  # let a frame in progress finish before we write
+
+    async def _keep_alive(self, response: web.StreamResponse, encoder: ChunkEncoder) -> None:
+        # shielded writes: a cancellation between frames, never inside one
+        if not response.prepared:
+            await asyncio.shield(self._commit(response, encoder))
+        while True:
+            await asyncio.shield(response.write(encoder.keepalive()))
+            await asyncio.sleep(KEEPALIVE_EVERY)
+
+    async def _commit(self, response: web.StreamResponse, encoder: ChunkEncoder) -> None:
+        await response.prepare(self.request)
+        await response.write(encoder.start())
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:

@@ -13,14 +13,14 @@ from typing import TypeAlias
 from .errors import ApiError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TextDelta:
     """Visible answer text."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReasoningDelta:
     """Reasoning ("thinking") text."""
 
@@ -32,7 +32,7 @@ class ResetDelta:
     """The bot replaced its whole answer; the deltas that follow restate it from the start."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ToolCallDelta:
     """Part of a tool call: the first one for an ``index`` carries ``id`` and ``name``."""
 
@@ -42,7 +42,7 @@ class ToolCallDelta:
     arguments: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FileDelta:
     """An output file (image, audio, document) the bot produced."""
 
@@ -51,7 +51,7 @@ class FileDelta:
     content_type: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UsageDelta:
     """Token counts reported by the bot itself (native OpenAI-style bots only)."""
 
@@ -59,14 +59,14 @@ class UsageDelta:
     completion_tokens: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class End:
     """The answer is complete. ``finish_reason`` as Poe gave it (``stop`` or ``length``)."""
 
     finish_reason: str = "stop"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Failure:
     """The answer failed; ``error`` is what the client should be told."""
 

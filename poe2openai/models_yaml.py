@@ -30,6 +30,7 @@ import asyncio
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,8 +233,14 @@ class ConfigStore:
     :attr:`error` (shown by the log and the admin page) until a good version is read or saved.
     """
 
-    def __init__(self, directory: str, log: Callable[[str], None] | None = None) -> None:
+    CHECK_EVERY = 1.0  # seconds between mtime checks on the request path
+
+    def __init__(
+        self, directory: str, log: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.path = Path(directory) / "models.yaml"
+        self._clock = clock
+        self._checked = float("-inf")
         self.backup = self.path.with_name("models.yaml.bak")
         self._config = ModelsConfig()
         self._stamp: tuple[int, int] | None = None  # (mtime_ns, size) last read, None: no file
@@ -244,8 +251,11 @@ class ConfigStore:
 
     @property
     def config(self) -> ModelsConfig:
-        """The configuration in force, re-read first if the file changed."""
-        self.reload()
+        """The configuration in force, re-read first if the file changed (checked once a second)."""
+        now = self._clock()
+        if now - self._checked >= self.CHECK_EVERY:
+            self._checked = now
+            self.reload()
         return self._config
 
     def _current_stamp(self) -> tuple[int, int] | None:

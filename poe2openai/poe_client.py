@@ -31,6 +31,7 @@ def new_session() -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
     return aiohttp.ClientSession(
         connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),  # one session serves every caller: never share cookies
         headers={"User-Agent": USER_AGENT},
         auto_decompress=True,
         json_serialize=lambda o: orjson.dumps(o).decode(),

@@ -17,14 +17,14 @@ import orjson
 from .sse import SSEEvent, SSEParser
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Meta:
     """Rendering hints; only meaningful as the first event."""
 
     data: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Text:
     """Append ``text`` to the answer, or replace the whole answer when ``replace`` is set."""
 
@@ -32,21 +32,21 @@ class Text:
     replace: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SuggestedReply:
     """A follow-up suggestion; never part of the answer."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Json:
     """Structured data; in practice OpenAI ``chat.completion.chunk`` objects."""
 
     data: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class File:
     """An output attachment; inline ones are referenced in the text as ``![name][ref]``."""
 
@@ -56,7 +56,7 @@ class File:
     inline_ref: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Error:
     """The response failed. ``allow_retry`` defaults to true, as in the protocol spec."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SSEEvent:
     """One dispatched event: its name (``message`` when absent) and raw data bytes."""
 
@@ -43,14 +43,25 @@ class SSEParser:
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         buf = self._buf
         buf += chunk
-        end = buf.rfind(b"\n", self._scan)
+        # Events end with a blank line: take every complete block at once.
+        end = buf.rfind(b"\n\n", max(0, self._scan - 1))
         if end < 0:
             self._scan = len(buf)
             return []
-        lines = bytes(buf[:end]).split(b"\n")
-        del buf[: end + 1]
+        blocks = bytes(buf[:end]).split(b"\n\n")
+        del buf[: end + 2]
         self._scan = len(buf)
-        return self._lines(lines)
+        out: list[SSEEvent] = []
+        for block in blocks:
+            # the usual shape, "event: NAME\ndata: JSON", without the general line loop
+            if block[:7] == b"event: ":
+                nl = block.find(b"\n")
+                if nl > 0 and block[nl + 1 : nl + 7] == b"data: " and block.find(b"\n", nl + 1) < 0:
+                    out.append(SSEEvent(block[7:nl].decode("utf-8", "replace"), block[nl + 7 :]))
+                    continue
+            if block:
+                out += self._lines([*block.split(b"\n"), b""])
+        return out
 
     def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
         out: list[SSEEvent] = []
@@ -76,7 +87,7 @@ class SSEParser:
         """End of stream: an unterminated final event is dispatched, as browsers do not."""
         # The WHATWG spec drops an event that lacks its blank line; a cut Poe stream often ends
         # that way, and its data (a ``done`` or ``error``) is still worth reading.
-        tail = self._lines([bytes(self._buf), b""]) if self._buf else self._lines([b""])
+        tail = self._lines([*bytes(self._buf).split(b"\n"), b""])
         self._buf.clear()
         self._scan = 0
         return tail

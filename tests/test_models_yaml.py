@@ -46,6 +46,16 @@ def test_reads_the_original_format_unchanged() -> None:
     assert cfg.custom_models[1].created is None
 
 
+def test_mtime_is_checked_at_most_once_a_second(tmp_path: Path) -> None:
+    now = [0.0]
+    store = ConfigStore(str(tmp_path), clock=lambda: now[0])
+    assert store.config.enable is None
+    (tmp_path / "models.yaml").write_text("enable: true\n")
+    assert store.config.enable is None  # same second: not checked again
+    now[0] += 1.0
+    assert store.config.enable is True
+
+
 def test_minimal_and_empty_files() -> None:
     assert parse_config(None).enable is None
     assert parse_config({"enable": False}).models == {}
@@ -116,7 +126,13 @@ def test_external_edits_are_picked_up_and_bad_ones_keep_the_last_good(tmp_path: 
     path = tmp_path / "models.yaml"
     path.write_text("enable: true\nmodels:\n  a:\n    mapping: first\n")
     messages: list[str] = []
-    store = ConfigStore(str(tmp_path), messages.append)
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += ConfigStore.CHECK_EVERY  # every read is a second later: each one checks the file
+        return now[0]
+
+    store = ConfigStore(str(tmp_path), messages.append, clock)
     assert store.config.by_public_name("first") == "a"
     path.write_text("enable: true\nmodels:\n  a:\n    mapping: second-name\n")
     os.utime(path, ns=(1, 10**18))
