@@ -75,9 +75,15 @@ async def one(
 
 
 async def run(
-    url: str, body: dict[str, Any], headers: dict[str, str], end: bytes, concurrency: int, requests: int
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    end: bytes,
+    concurrency: int,
+    requests: int,
+    deadline: float = 180.0,
 ) -> Result:
-    """``requests`` streams, ``concurrency`` at a time."""
+    """``requests`` streams, ``concurrency`` at a time; what is unfinished at ``deadline`` s is an error."""
     result = Result()
     raw = orjson.dumps(body)
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
@@ -90,7 +96,13 @@ async def run(
                 await one(session, url, raw, headers, end, result)
 
         started = time.perf_counter()
-        await asyncio.gather(*(guarded() for _ in range(requests)))
+        tasks = [asyncio.ensure_future(guarded()) for _ in range(requests)]
+        _, pending = await asyncio.wait(tasks, timeout=deadline)
+        for t in pending:
+            t.cancel()
+        result.errors += len(pending)
+        if pending and len(result.error_samples) < 3:
+            result.error_samples.append(f"{len(pending)} streams unfinished after {deadline:.0f} s")
         result.wall = time.perf_counter() - started
     return result
 
