@@ -126,18 +126,12 @@ def measure(mode: str, case: Case, procs: dict[str, Proc]) -> dict[str, Any]:
     return out
 
 
-def start_all(modes: list[str], cases: list[Case], log_dir: Path) -> dict[str, Proc]:
-    procs: dict[str, Proc] = {}
-    up_port = free_port()
-    procs["upstream"] = Proc(
-        "upstream", [python(), "-m", "bench.upstream", str(up_port)], up_port, 0, ready_path="/v1/models"
-    )
-    upstream = procs["upstream"].url
-    if "relay" in modes:
-        port = free_port()
-        procs["relay"] = Proc("relay", [python(), "-m", "bench.relay", str(port), upstream], port, 1)
-    if "gateway" in modes:
-        port = free_port()
+def start_proxy(mode: str, upstream: str, cases: list[Case], log_dir: Path) -> Proc:
+    """A fresh process under test, pinned to core 1."""
+    port = free_port()
+    if mode == "relay":
+        return Proc("relay", [python(), "-m", "bench.relay", str(port), upstream], port, 1)
+    if mode == "gateway":
         env = {
             "HOST": "127.0.0.1",
             "PORT": str(port),
@@ -146,10 +140,27 @@ def start_all(modes: list[str], cases: list[Case], log_dir: Path) -> dict[str, P
             "CONFIG_DIR": str(log_dir),
             "LOG_LEVEL": "info",
         }
-        procs["gateway"] = Proc("gateway", [python(), "-m", "poe2openai"], port, 1, env, ready_path="/healthz")
-    if "litellm" in modes:
-        procs["litellm"] = start_litellm(upstream, cases, log_dir)
+        return Proc("gateway", [python(), "-m", "poe2openai"], port, 1, env, ready_path="/healthz")
+    return start_litellm(upstream, cases, log_dir)
+
+
+def start_all(modes: list[str], cases: list[Case], log_dir: Path) -> dict[str, Proc]:
+    procs: dict[str, Proc] = {}
+    up_port = free_port()
+    procs["upstream"] = Proc(
+        "upstream", [python(), "-m", "bench.upstream", str(up_port)], up_port, 0, ready_path="/v1/models"
+    )
+    for mode in modes:
+        if mode != "direct":
+            procs[mode] = start_proxy(mode, procs["upstream"].url, cases, log_dir)
     return procs
+
+
+def fresh(mode: str, procs: dict[str, Proc], cases: list[Case], log_dir: Path) -> None:
+    """Restart a proxy and warm it up, so a memory measurement starts from its settled size."""
+    procs[mode].stop()
+    procs[mode] = start_proxy(mode, procs["upstream"].url, cases, log_dir)
+    measure(mode, Case("warm-up", "plain.n20.s100.d0", 4, 40, 20), procs)
 
 
 def start_litellm(upstream: str, cases: list[Case], log_dir: Path) -> Proc:
@@ -201,7 +212,7 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def cases_for(quick: bool) -> tuple[list[Case], list[Case]]:
     k = 4 if quick else 1
     core = [
-        Case("c1", "plain.n200.s100.d0", 1, 120 // k, 200),
+        Case("c1", "plain.n200.s100.d0", 1, 300 // k, 200),
         Case("c10", "plain.n200.s100.d0", 10, 400 // k, 200),
         Case("c100", "plain.n200.s100.d0", 100, 800 // k, 200),
         Case("c1000 open", "plain.n40.s100.d50", 1000, 1000, 40),
@@ -322,9 +333,10 @@ def main(argv: list[str] | None = None) -> int:
                 runs: dict[str, list[dict[str, Any]]] = {m: [] for m in case_modes}
                 for rep in range(args.reps):
                     for mode in case_modes:
-                        if mode == "litellm" and case.concurrency >= 100:
-                            procs["litellm"].stop()  # it stays busy after heavy runs: start it fresh
-                            procs["litellm"] = start_litellm(procs["upstream"].url, core + extra, log_dir)
+                        # LiteLLM stays busy after heavy runs; memory per stream wants a settled process
+                        heavy = case.concurrency >= 1000 or (mode == "litellm" and case.concurrency >= 100)
+                        if mode != "direct" and heavy:
+                            fresh(mode, procs, core + extra, log_dir)
                         runs[mode].append(measure(mode, case, procs))
                         print(
                             f"  {case.label:<15} {mode:<8} rep {rep + 1}: "
