@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import AnyStr
 
 from hypothesis import strategies as st
 
 
-def splits(data: str, cuts: list[int]) -> list[str]:
-    """``data`` cut at the given positions."""
+def splits(data: AnyStr, cuts: list[int]) -> list[AnyStr]:
+    """``data`` (text or bytes) cut at the given positions, without empty pieces."""
     points = sorted({c % (len(data) + 1) for c in cuts})
     out, prev = [], 0
     for p in points:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from poe2openai import poe_events as pe
 from poe2openai.sse import SSEEvent, SSEParser
 
-from .chunking import cuts
+from .chunking import cuts, splits
 
 
 def parse_all(chunks: list[bytes]) -> list[SSEEvent]:
@@ -18,16 +18,6 @@ def parse_all(chunks: list[bytes]) -> list[SSEEvent]:
     for c in chunks:
         out += p.feed(c)
     return out + p.close()
-
-
-def split_bytes(data: bytes, points: list[int]) -> list[bytes]:
-    pts = sorted({x % (len(data) + 1) for x in points})
-    out, prev = [], 0
-    for x in pts:
-        out.append(data[prev:x])
-        prev = x
-    out.append(data[prev:])
-    return out
 
 
 STREAM = (
@@ -59,13 +49,13 @@ def test_every_two_way_split_and_byte_by_byte() -> None:
 
 @given(cuts)
 def test_any_chunking_gives_the_same_events(points: list[int]) -> None:
-    assert parse_all(split_bytes(STREAM, points)) == EXPECTED
+    assert parse_all(splits(STREAM, points)) == EXPECTED
 
 
 @given(st.lists(st.text(min_size=0, max_size=40), max_size=8), cuts, st.sampled_from([b"\n", b"\r\n", b"\r"]))
 def test_generated_streams_round_trip(payloads: list[str], points: list[int], nl: bytes) -> None:
     body = b"".join(b"event: text" + nl + b"data: " + orjson.dumps({"text": t}) + nl + nl for t in payloads)
-    events = parse_all(split_bytes(body, points))
+    events = parse_all(splits(body, points))
     assert [orjson.loads(e.data)["text"] for e in events] == payloads
 
 
