@@ -38,6 +38,7 @@ async def start_simulator(host: str = "127.0.0.1", port: int = 0) -> tuple[Simul
 def _demo_banner(settings: Settings, port: int) -> str:
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     base = f"http://{host}:{port}/v1"
+    login = "admin / 123456" if settings.uses_default_password else "your ADMIN_USERNAME and ADMIN_PASSWORD"
     return f"""
 poe2openai demo: the gateway is talking to a built-in Poe simulator (no Poe key needed).
 
@@ -50,6 +51,8 @@ poe2openai demo: the gateway is talking to a built-in Poe simulator (no Poe key 
       -d '{{"model": "gpt-4o-mini", "stream": true, "messages": [{{"role": "user", "content": "Hello!"}}]}}'
 
   Reasoning split into reasoning_content:  use "model": "deepseek-r1"
+  Tool calls: send any OpenAI "tools"; the simulated bots call the first one.
+  Admin page: http://{host}:{port}/admin  ({login})
 
   Python:
     from openai import OpenAI

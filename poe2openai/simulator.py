@@ -175,8 +175,40 @@ def _last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
+_TOOL_SECTION = re.compile(r"^## (\S+)\n(?:.*\n)?Parameters \(JSON Schema\): (.*)$", re.MULTILINE)
+
+
+def _example_arguments(schema: dict[str, Any], said: str) -> dict[str, Any]:
+    props = schema.get("properties")
+    example: dict[str, Any] = {"string": said, "integer": 1, "number": 1.5, "boolean": True, "array": [said]}
+    out: dict[str, Any] = {}
+    for key, prop in props.items() if isinstance(props, dict) else []:
+        kind = prop.get("type") if isinstance(prop, dict) else None
+        out[key] = example.get(kind, said) if isinstance(kind, str) else said
+    return out
+
+
+def tool_answer(body: dict[str, Any]) -> list[Step] | None:
+    """When the gateway offers tools: call the first one, then answer from its result."""
+    system = next((m.get("content", "") for m in body.get("query", []) if m.get("role") == "system"), "")
+    found = _TOOL_SECTION.search(str(system)) if "# Tools" in str(system) else None
+    if found is None:
+        return None
+    said = _last_user_text(body).strip()
+    if said.startswith("<tool_result"):
+        result = said.split("\n", 1)[1].rsplit("</tool_result>", 1)[0].strip() if "\n" in said else said
+        return texts("The tool answered: ", result)
+    name, schema = found.group(1), orjson.loads(found.group(2))
+    args = orjson.dumps(_example_arguments(schema, said or "hello")).decode()
+    call = f"Let me use {name}.\n\n<tool_call>\n<name>{name}</name>\n<arguments>{args}</arguments>\n</tool_call>"
+    return texts(*(call[i : i + 12] for i in range(0, len(call), 12)))
+
+
 def echo_answer(body: dict[str, Any]) -> list[Step]:
-    """The default bot: repeats the last user message, a few words per event."""
+    """The default bot: repeats the last user message, a few words per event (or uses a tool)."""
+    tools = tool_answer(body)
+    if tools is not None:
+        return tools
     said = _last_user_text(body).strip() or "(nothing)"
     words = f"You said: {said}".split(" ")
     parts = [" ".join(words[i : i + 3]) + (" " if i + 3 < len(words) else "") for i in range(0, len(words), 3)]

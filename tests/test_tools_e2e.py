@@ -229,3 +229,16 @@ async def test_tool_result_content_as_parts(client: openai.AsyncOpenAI, sim: Sim
     ]
     r = await client.chat.completions.create(model="weather-bot", messages=messages, tools=[WEATHER_TOOL])
     assert r.choices[0].message.content == "The weather tool says: Snow"
+
+
+async def test_simulated_bots_use_offered_tools(client: openai.AsyncOpenAI) -> None:
+    messages: list[Any] = user("Oslo")
+    first = await client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL])
+    call: Any = first.choices[0].message.tool_calls[0]  # type: ignore[index]
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Oslo", "days": 1}
+    messages += [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "Cold"},
+    ]
+    final = await client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL])
+    assert final.choices[0].message.content == "The tool answered: Cold"
