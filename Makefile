@@ -3,13 +3,18 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run demo test lint typecheck unit bench bench-litellm clean
+.PHONY: install install-dev run demo test lint typecheck unit bench bench-litellm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# the gateway alone
 install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+# the gateway and what its tests, linters and benchmark use
+install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 
 run: install
@@ -20,19 +25,19 @@ demo: install
 
 LINT_PATHS := $(wildcard poe2openai tests bench)
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 
-typecheck: install
+typecheck: install-dev
 	$(BIN)/mypy
 
-unit: install
+unit: install-dev
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit
 
-bench: install
+bench: install-dev
 	$(BIN)/python -m bench
 
 # optional: LiteLLM's proxy in its own venv, so `make bench` can compare against it
