@@ -34,7 +34,7 @@ from .request_info import info
 from .thinking import ThinkingSplitter
 from .tokens import count_messages, count_tokens
 from .tool_prompt import render_messages
-from .tools import tool_plan
+from .tools import ToolPlan, tool_plan
 from .xml_tool_extract import XmlToolExtractor
 
 log = logging.getLogger("poe2openai.chat")
@@ -89,7 +89,14 @@ class ChatCall:
     """One chat completion request in flight."""
 
     def __init__(
-        self, gw: Gateway, request: web.Request, req: ChatRequest, key: str, target: Target, opts: QueryOptions
+        self,
+        gw: Gateway,
+        request: web.Request,
+        req: ChatRequest,
+        key: str,
+        target: Target,
+        opts: QueryOptions,
+        plan: ToolPlan,
     ) -> None:
         self.gw = gw
         self.opts = opts
@@ -103,7 +110,8 @@ class ChatCall:
         self.retries_left = 1
         self.stopping = False
         self.answer: Answer | None = None
-        self.plan = tool_plan(req)
+        self.plan = plan
+        self._prompt_texts: list[str] = []
         self.query = encode(self._query())
         self._prompt_tokens: int | None = None
 
@@ -115,8 +123,10 @@ class ChatCall:
         if plan.active or has_history:
             rendered = render_messages(req, plan, opts.attachments, instruct=not native)
         body = build_query(req, opts, rendered)
+        self._prompt_texts = [m["content"] for m in body["query"]]
         if native:
             body["tools"] = [t.as_openai() for t in plan.tools]
+            self._prompt_texts.append(encode(body["tools"]).decode())
         return body
 
     def stages(self) -> list[Stage]:
@@ -126,9 +136,9 @@ class ChatCall:
         return [ThinkingSplitter()]
 
     def prompt_tokens(self) -> int:
-        """Prompt tokens, counted on first use (only when usage is reported)."""
+        """Tokens of what was sent to the bot (tool instructions included), counted on first use."""
         if self._prompt_tokens is None:
-            self._prompt_tokens = count_messages([m.text for m in self.req.messages])
+            self._prompt_tokens = count_messages(self._prompt_texts)
         return self._prompt_tokens
 
     def stop(self) -> None:
@@ -289,18 +299,20 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     key = api_key(request)
     body = await read_json(request, gw.settings.max_request_size)
     req = parse_chat_request(body)
+    plan = tool_plan(req)
     info(request).model = req.model
     name, suffix = (req.model, None) if gw.knows(req.model) else split_suffix(req.model)
     target = gw.resolve(name)
     wanted = read_request(req.raw, suffix)
     params = bot_parameters(wanted, target.model.parameters if target.model is not None else None)
     opts = QueryOptions(system_as_user=target.system_as_user)
+    # everything is validated above; only now does any work reach Poe
     opts.attachments = await gw.uploader.prepare(req.messages, key)
     if target.reasoning_flags:
         opts.flags = as_flags(params)
     else:
         opts.parameters = params
-    call = ChatCall(gw, request, req, key, target, opts)
+    call = ChatCall(gw, request, req, key, target, opts, plan)
     gw.calls.add(call)
     try:
         if req.stream:

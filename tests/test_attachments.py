@@ -333,3 +333,22 @@ async def test_attachment_over_the_size_limit(
     body["messages"][0]["content"].append(image_part(PNG_URL))  # type: ignore[index,attr-defined]
     async with http.post(gw.url + "/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"}) as r:
         assert r.status == 413
+
+
+async def test_nothing_is_uploaded_for_a_request_that_fails_validation(
+    client: openai.AsyncOpenAI, sim: Simulator
+) -> None:
+    messages = [{"role": "user", "content": [image_part(PNG_URL)]}]
+    with pytest.raises(openai.BadRequestError):
+        await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=messages,  # type: ignore[arg-type]
+            tools=[{"type": "function", "function": {}}],
+        )  # type: ignore[list-item]
+    with pytest.raises(openai.BadRequestError):
+        await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=messages,  # type: ignore[arg-type]
+            reasoning_effort="extreme",
+        )  # type: ignore[arg-type]
+    assert sim.uploads == []

@@ -242,3 +242,13 @@ async def test_simulated_bots_use_offered_tools(client: openai.AsyncOpenAI) -> N
     ]
     final = await client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL])
     assert final.choices[0].message.content == "The tool answered: Cold"
+
+
+async def test_prompt_tokens_count_what_the_bot_is_sent(client: openai.AsyncOpenAI, sim: Simulator) -> None:
+    sim.behaviours["weather-bot"] = weather_bot
+    plain = await client.chat.completions.create(model="gpt-4o-mini", messages=user("Weather in Paris?"))
+    with_tools = await client.chat.completions.create(
+        model="weather-bot", messages=user("Weather in Paris?"), tools=[WEATHER_TOOL]
+    )
+    assert plain.usage is not None and with_tools.usage is not None
+    assert with_tools.usage.prompt_tokens > plain.usage.prompt_tokens + 100  # the tool instructions count
