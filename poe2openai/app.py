@@ -17,7 +17,7 @@ from .gateway import GATEWAY, Gateway
 from .http_io import error_response, json_response
 from .ids import request_id
 from .model_catalog import ModelCatalog
-from .models_endpoint import healthz, list_models
+from .models_endpoint import get_model, healthz, list_models
 from .models_yaml import ConfigStore
 from .poe_client import PoeClient, new_session
 from .rate_limit import RateLimiter
@@ -147,6 +147,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_cleanup.append(stop)
     for prefix in ("/v1", ""):
         app.router.add_get(f"{prefix}/models", list_models)
+        app.router.add_get(f"{prefix}/models/{{model:.+}}", get_model)
         app.router.add_post(f"{prefix}/chat/completions", chat_completions)
     app.router.add_get("/healthz", healthz)
     setup_admin(app)

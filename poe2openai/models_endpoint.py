@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .gateway import GATEWAY
+from .errors import not_found
 from .http_io import json_response
 
 
@@ -12,6 +13,16 @@ async def list_models(request: web.Request) -> web.Response:
     """The models clients may use."""
     gw = request.app[GATEWAY]
     return json_response({"object": "list", "data": await gw.public_models()})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    """One model, by the name clients use (any case)."""
+    gw = request.app[GATEWAY]
+    wanted = request.match_info["model"].lower()
+    for model in await gw.public_models():
+        if str(model["id"]).lower() == wanted:
+            return json_response(model)
+    raise not_found(f"The model '{request.match_info['model']}' does not exist", "model_not_found")
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -70,3 +70,12 @@ async def test_unknown_route_and_method_are_openai_errors(gw: Running, http: aio
         assert r.status == 405 and "POST" in r.headers["Allow"]
     async with http.get(gw.url + "/healthz") as r:
         assert r.status == 200 and (await r.json()) == {"status": "ok"}
+
+
+async def test_retrieve_one_model(gw: Running) -> None:
+    client = openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key="k", max_retries=0)
+    model = await client.models.retrieve("Claude-Sonnet-4.5")
+    assert model.id == "claude-sonnet-4.5" and model.owned_by == "Anthropic"
+    with pytest.raises(openai.NotFoundError):
+        await client.models.retrieve("no-such-model")
+    await client.close()
