@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .gateway import GATEWAY
 from .errors import not_found
+from .gateway import GATEWAY
 from .http_io import json_response
 
 
