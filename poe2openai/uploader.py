@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
+import re
 from dataclasses import dataclass
 
 import aiohttp
@@ -71,12 +72,12 @@ class Uploader:
     async def prepare(self, messages: list[Message], key: str) -> dict[int, list[PoeAttachment]]:
         """Upload every attachment of the conversation; message index → its attachments."""
         jobs = [(i, a) for i, m in enumerate(messages) for a in m.attachments]
-        if not jobs:
-            return {}
-        done = await asyncio.gather(*(self._one(a, key) for _, a in jobs))
         out: dict[int, list[PoeAttachment]] = {}
-        for (i, _), att in zip(jobs, done, strict=True):
-            out.setdefault(i, []).append(att)
+        if jobs:
+            done = await asyncio.gather(*(self._one(a, key) for _, a in jobs))
+            for (i, _), att in zip(jobs, done, strict=True):
+                out.setdefault(i, []).append(att)
+        _reattach_generated_images(messages, out)
         return out
 
     async def _one(self, a: AttachmentInput, key: str) -> PoeAttachment:
@@ -158,3 +159,28 @@ class Uploader:
         except FetchError as exc:
             raise UploadFailed(400, f"the URL cannot be fetched: {exc}", "url_fetch_failed") from None
         return await self._upload_bytes(data, mime, link.name, key)
+
+
+_CDN_IMAGE = re.compile(r"!\[[^\]]*\]\((https://pfst\.cf2\.poecdn\.net/[^)\s]+)\)")
+
+
+def _reattach_generated_images(messages: list[Message], out: dict[int, list[PoeAttachment]]) -> None:
+    """Images a bot just made go back to it with the next user message, so "make it blue" works.
+
+    Only Poe CDN images of the assistant message right before the last user message; no upload.
+    """
+    last_user = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].role == "user"), None)
+    if last_user is None or last_user == 0 or messages[last_user - 1].role != "assistant":
+        return
+    urls = _CDN_IMAGE.findall(messages[last_user - 1].text)
+    if not urls:
+        return
+    attached = out.setdefault(last_user, [])
+    have = {a.url for a in attached}
+    for url in dict.fromkeys(urls):
+        if url not in have:
+            name = url.split("?", 1)[0].rsplit("/", 1)[-1]
+            mime = mimetypes.guess_type(name)[0] or "image/png"
+            attached.append(
+                PoeAttachment(url, mime, name if "." in name else f"image{mimetypes.guess_extension(mime)}")
+            )

@@ -352,3 +352,21 @@ async def test_nothing_is_uploaded_for_a_request_that_fails_validation(
             reasoning_effort="extreme",
         )  # type: ignore[arg-type]
     assert sim.uploads == []
+
+
+async def test_generated_images_go_back_with_the_next_question(client: openai.AsyncOpenAI, sim: Simulator) -> None:
+    image = "https://pfst.cf2.poecdn.net/base/image/9b1f0c7e?w=1024&h=1024"
+    messages = [
+        {"role": "user", "content": "a red fox"},
+        {"role": "assistant", "content": f"![red_fox.png]({image})\n\n![red_fox.png]({image})"},
+        {"role": "user", "content": "make it blue"},
+    ]
+    await client.chat.completions.create(model="nano-banana", messages=messages)  # type: ignore[arg-type]
+    query = sim.bodies("nano-banana")[-1]["query"]
+    assert "attachments" not in query[0] and "attachments" not in query[1]
+    assert query[2]["attachments"] == [{"url": image, "content_type": "image/png", "name": "image.png"}]
+    assert sim.uploads == []
+    # an unrelated question later in the conversation does not drag the image along
+    messages += [{"role": "assistant", "content": "Done."}, {"role": "user", "content": "thanks"}]
+    await client.chat.completions.create(model="nano-banana", messages=messages)  # type: ignore[arg-type]
+    assert all("attachments" not in m for m in sim.bodies("nano-banana")[-1]["query"])
