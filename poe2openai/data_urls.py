@@ -18,12 +18,23 @@ _WS = re.compile(rb"\s+")
 
 @dataclass(frozen=True, slots=True)
 class Inline:
-    """Bytes sent inline as a ``data:`` URL."""
+    """A ``data:`` URL, checked but not decoded yet (a cache hit never decodes it)."""
 
-    data: bytes
+    payload: str
+    is_base64: bool
     mime: str
     name: str
-    digest: str  # sha256 of the bytes: the cache key
+    key: str  # sha256 of the payload text: the cache key
+    param: str
+
+    @property
+    def approx_size(self) -> int:
+        """The decoded size, near enough for limits."""
+        return len(self.payload) * 3 // 4 if self.is_base64 else len(self.payload)
+
+
+class InvalidData(ValueError):
+    """The payload does not decode; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +59,7 @@ def name_for(mime: str, given: str | None, stem: str = "file") -> str:
 
 
 def parse_data_url(url: str, filename: str | None, param: str, limit: int) -> Inline:
-    """Decode ``data:<mime>[;...][;base64],<data>``; a bad one is a 400 naming ``param``."""
+    """Check ``data:<mime>[;...][;base64],<data>``; a bad one is a 400 naming ``param``."""
     head, comma, payload = url[5:].partition(",")
     if not comma:
         raise bad_request(f"{param}: malformed data URL (no comma)", param, "invalid_data_url")
@@ -56,21 +67,40 @@ def parse_data_url(url: str, filename: str | None, param: str, limit: int) -> In
     mime = parts[0].lower() or "text/plain"
     if "/" not in mime:
         raise bad_request(f"{param}: malformed data URL media type {parts[0]!r}", param, "invalid_data_url")
-    if "base64" in (p.lower() for p in parts[1:]):
-        raw = _WS.sub(b"", payload.encode("ascii", "replace"))
-        raw = raw.replace(b"-", b"+").replace(b"_", b"/")  # accept the URL-safe alphabet too
-        raw += b"=" * (-len(raw) % 4)
-        try:
-            data = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            raise bad_request(f"{param}: the data URL is not valid base64", param, "invalid_base64") from None
-    else:
-        data = unquote_to_bytes(payload)
-    if not data:
+    if not payload.strip():
         raise bad_request(f"{param}: the data URL is empty", param, "invalid_data_url")
-    if len(data) > limit:
+    is_b64 = "base64" in (p.lower() for p in parts[1:])
+    inline = Inline(
+        payload,
+        is_b64,
+        mime,
+        name_for(mime, filename),
+        hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest(),
+        param,
+    )
+    if inline.approx_size > limit:
         raise bad_request(f"{param}: the attachment is larger than {limit} bytes", param, "attachment_too_large")
-    return Inline(data, mime, name_for(mime, filename), hashlib.sha256(data).hexdigest())
+    return inline
+
+
+def decode(inline: Inline) -> bytes:
+    """The bytes of a data URL; :class:`InvalidData` if they do not decode."""
+    if not inline.is_base64:
+        return unquote_to_bytes(inline.payload)
+    try:
+        return base64.b64decode(inline.payload, validate=True)  # the usual, well-formed case
+    except (binascii.Error, ValueError):
+        pass
+    raw = _WS.sub(b"", inline.payload.encode("ascii", "replace"))
+    raw = raw.replace(b"-", b"+").replace(b"_", b"/")  # the URL-safe alphabet too
+    raw += b"=" * (-len(raw) % 4)
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidData("the data URL is not valid base64") from None
+    if not data:
+        raise InvalidData("the data URL is empty")
+    return data
 
 
 def parse_link(url: str, filename: str | None, param: str) -> Link:

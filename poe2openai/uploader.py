@@ -21,7 +21,7 @@ import aiohttp
 import orjson
 
 from .chat_request import AttachmentInput, Message
-from .data_urls import Inline, Link, is_poe_cdn, parse_data_url, parse_link
+from .data_urls import Inline, InvalidData, Link, decode, is_poe_cdn, parse_data_url, parse_link
 from .errors import ApiError
 from .poe_query import PoeAttachment
 from .upload_cache import UploadCache
@@ -30,6 +30,7 @@ from .url_guard import FetchError, fetch
 UPLOAD_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=15)
 NOMINAL_LINK_SIZE = 256 * 1024  # cache weight of a link whose size Poe did not say
 MAX_DOWNLOAD = 64 * 1024 * 1024
+BIG_PAYLOAD = 256 * 1024  # base64 characters; above this, decode off the event loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,7 @@ class Uploader:
         try:
             if a.url.startswith("data:"):
                 inline = parse_data_url(a.url, a.filename, a.param, self.limit)
-                up = await self.cache.get_or_make("sha256:" + inline.digest, lambda: self._upload_inline(inline, key))
+                up = await self.cache.get_or_make("data:" + inline.key, lambda: self._upload_inline(inline, key))
                 return PoeAttachment(up.url, up.content_type or inline.mime, inline.name)
             link = parse_link(a.url, a.filename, a.param)
             if is_poe_cdn(link.url):
@@ -140,7 +141,12 @@ class Uploader:
         return Uploaded(url, mime if isinstance(mime, str) else ""), size if isinstance(size, int) else None
 
     async def _upload_inline(self, inline: Inline, key: str) -> tuple[Uploaded, int]:
-        return await self._upload_bytes(inline.data, inline.mime, inline.name, key)
+        try:
+            # large payloads decode in a thread: the event loop keeps serving streams
+            data = decode(inline) if len(inline.payload) < BIG_PAYLOAD else await asyncio.to_thread(decode, inline)
+        except InvalidData as exc:
+            raise UploadFailed(400, str(exc), "invalid_base64") from None
+        return await self._upload_bytes(data, inline.mime, inline.name, key)
 
     async def _upload_bytes(self, data: bytes, mime: str, name: str, key: str) -> tuple[Uploaded, int]:
         form = aiohttp.FormData()

@@ -12,7 +12,7 @@ import aiohttp
 import openai
 import pytest
 
-from poe2openai.data_urls import parse_data_url, parse_link
+from poe2openai.data_urls import InvalidData, decode, parse_data_url, parse_link
 from poe2openai.errors import ApiError
 from poe2openai.settings import Settings
 from poe2openai.simulator import Simulator
@@ -33,25 +33,32 @@ def image_part(url: str) -> dict[str, Any]:
 # --- parsing -----------------------------------------------------------------------------
 
 
+def data_of(url: str, limit: int = 10**9, name: str | None = None) -> bytes:
+    return decode(parse_data_url(url, name, "p", limit))
+
+
 def test_data_urls_decode_strictly_but_tolerate_what_clients_send() -> None:
-    assert parse_data_url(PNG_URL, None, "p", 10**9).data == PNG
+    assert data_of(PNG_URL) == PNG
     spaced = "data:image/png;base64," + "\n".join(
         base64.b64encode(PNG).decode()[i : i + 76] for i in range(0, 3000, 76)
     )
-    assert parse_data_url(spaced, None, "p", 10**9).data == PNG[: len(base64.b64decode(spaced.split(",")[1]))]
+    assert data_of(spaced) == PNG[: len(base64.b64decode(spaced.split(",")[1]))]
     urlsafe = "data:image/png;base64," + base64.urlsafe_b64encode(b"\xfb\xff\xfe").decode().rstrip("=")
-    assert parse_data_url(urlsafe, None, "p", 100).data == b"\xfb\xff\xfe"
+    assert data_of(urlsafe, 100) == b"\xfb\xff\xfe"
     plain = parse_data_url("data:text/plain,hello%20world", "notes.txt", "p", 100)
-    assert (plain.data, plain.mime, plain.name) == (b"hello world", "text/plain", "notes.txt")
+    assert (decode(plain), plain.mime, plain.name) == (b"hello world", "text/plain", "notes.txt")
     assert parse_data_url(PNG_URL, None, "p", 10**9).name == "image.png"
-    assert parse_data_url(PNG_URL, None, "p", 10**9).digest == hashlib.sha256(PNG).hexdigest()
+    payload = PNG_URL.split(",", 1)[1]
+    assert parse_data_url(PNG_URL, None, "p", 10**9).key == hashlib.sha256(payload.encode()).hexdigest()
+    with pytest.raises(InvalidData):
+        data_of("data:image/png;base64,@@@@")
 
 
 @pytest.mark.parametrize(
     ("url", "code"),
     [
         ("data:image/png;base64", "invalid_data_url"),
-        ("data:image/png;base64,@@@@", "invalid_base64"),
+        ("data:image/png;base64," + "A" * 400, "attachment_too_large"),
         ("data:png;base64,AAAA", "invalid_data_url"),
         ("data:image/png;base64,", "invalid_data_url"),
     ],
