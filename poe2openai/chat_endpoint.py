@@ -21,7 +21,7 @@ from . import pipeline
 from .bot_parameters import as_flags, bot_parameters, read_request, split_suffix
 from .chat_request import ChatRequest, parse_chat_request
 from .cors import cors_headers
-from .deltas import Delta, Failure, ResetDelta, UsageDelta
+from .deltas import Delta, End, Failure, ResetDelta, UsageDelta
 from .errors import ApiError
 from .gateway import GATEWAY, Gateway, Target
 from .http_io import api_key, error_response, json_response, read_json
@@ -41,6 +41,7 @@ log = logging.getLogger("poe2openai.chat")
 
 SHUTTING_DOWN = ApiError(503, "The gateway is shutting down; retry shortly", type="api_error", code="shutting_down")
 RETRY_DELAY = 0.3
+BIG_PROMPT = 16_000  # characters; counting more than this (a few ms) moves off the event loop
 HEADERS_AFTER = 5.0  # seconds without output before a stream commits to 200 and keeps alive
 KEEPALIVE_EVERY = 15.0
 
@@ -114,6 +115,7 @@ class ChatCall:
         self._prompt_texts: list[str] = []
         self.query = encode(self._query())
         self._prompt_tokens: int | None = None
+        self._counting: asyncio.Future[int] | None = None
 
     def _query(self) -> dict[str, Any]:
         req, plan, target, opts = self.req, self.plan, self.target, self.opts
@@ -135,8 +137,24 @@ class ChatCall:
             return [ThinkingSplitter(), XmlToolExtractor(self.plan)]
         return [ThinkingSplitter()]
 
+    def count_prompt_in_background(self) -> None:
+        """Count a large prompt in a thread while Poe answers (only when usage will be reported)."""
+        wanted = not self.req.stream or self.req.include_usage
+        if wanted and self._counting is None and sum(map(len, self._prompt_texts)) > BIG_PROMPT:
+            self._counting = asyncio.ensure_future(asyncio.to_thread(count_messages, self._prompt_texts))
+
+    async def prompt_counted(self) -> None:
+        """Wait for the background count, if one runs."""
+        if self._counting is not None and self._prompt_tokens is None:
+            self._prompt_tokens = await self._counting
+
+    def forget_count(self) -> None:
+        """The request is over: a count still running is not needed (the thread finishes alone)."""
+        if self._counting is not None and not self._counting.done():
+            self._counting.add_done_callback(lambda f: f.cancelled() or f.exception())
+
     def prompt_tokens(self) -> int:
-        """Tokens of what was sent to the bot (tool instructions included), counted on first use."""
+        """Tokens of what was sent to the bot (tool instructions included)."""
         if self._prompt_tokens is None:
             self._prompt_tokens = count_messages(self._prompt_texts)
         return self._prompt_tokens
@@ -182,6 +200,7 @@ class ChatCall:
                 await answer.close()
             if self.stopping:
                 raise SHUTTING_DOWN
+            await self.prompt_counted()
             body = builder.result(self.id, self.created, self.req.model, self.prompt_tokens(), count_tokens)
             info(self.request).usage = body["usage"]
             return json_response(body)
@@ -234,10 +253,14 @@ class ChatCall:
                     await response.prepare(self.request)
                 self.note_first_output()
                 if first is not None and not self.stopping:
+                    if type(first[-1]) is End:
+                        await self.prompt_counted()
                     await response.write(encoder.encode(first))
                 async for batch in answer.batches:
                     if self.stopping:
                         break
+                    if type(batch[-1]) is End:  # the usage chunk is next: have the count ready
+                        await self.prompt_counted()
                     data = encoder.encode(batch)
                     if data:
                         await response.write(data)
@@ -313,6 +336,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     else:
         opts.parameters = params
     call = ChatCall(gw, request, req, key, target, opts, plan)
+    call.count_prompt_in_background()
     gw.calls.add(call)
     try:
         if req.stream:
@@ -322,3 +346,4 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return error_response(exc)
     finally:
         gw.calls.discard(call)
+        call.forget_count()

@@ -357,3 +357,23 @@ async def test_thousand_concurrent_requests_never_cross(gw: Running, sim: Simula
                 assert text_ == f"You said: token-{i}-end", (i, text_)
 
         await asyncio.gather(*(one(i) for i in range(1000)))
+
+
+async def test_usage_of_a_large_prompt(client: openai.AsyncOpenAI, sim: Simulator) -> None:
+    long_prompt = "Roo Code sends long system prompts. " * 3000  # counted in a thread while Poe answers
+    for stream in (False, True):
+        sim.script("gpt-4o-mini", texts("ok"))
+        if stream:
+            s = await client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "system", "content": long_prompt}, *user("x")],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            usage = [c async for c in s][-1].usage
+        else:
+            r = await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "system", "content": long_prompt}, *user("x")]
+            )
+            usage = r.usage
+        assert usage is not None and 20_000 < usage.prompt_tokens < 30_000
