@@ -116,6 +116,7 @@ class ChatCall:
         self.query = encode(self._query())
         self._prompt_tokens: int | None = None
         self._counting: asyncio.Future[int] | None = None
+        self.last_write = 0.0  # loop time of the last frame sent (streams)
 
     def _query(self) -> dict[str, Any]:
         req, plan, target, opts = self.req, self.plan, self.target, self.opts
@@ -256,14 +257,22 @@ class ChatCall:
                     if type(first[-1]) is End:
                         await self.prompt_counted()
                     await response.write(encoder.encode(first))
-                async for batch in answer.batches:
-                    if self.stopping:
-                        break
-                    if type(batch[-1]) is End:  # the usage chunk is next: have the count ready
-                        await self.prompt_counted()
-                    data = encoder.encode(batch)
-                    if data:
-                        await response.write(data)
+                clock = asyncio.get_running_loop().time
+                self.last_write = clock()
+                keeper = asyncio.ensure_future(self._idle_keeper(response, encoder))
+                try:
+                    async for batch in answer.batches:
+                        if self.stopping:
+                            break
+                        if type(batch[-1]) is End:  # the usage chunk is next: have the count ready
+                            await self.prompt_counted()
+                        data = encoder.encode(batch)
+                        if data:
+                            await response.write(data)
+                            self.last_write = clock()
+                finally:
+                    keeper.cancel()
+                    await asyncio.wait({keeper})
                 if self.stopping and not encoder.finished:
                     await response.write(encoder.failure(Failure(SHUTTING_DOWN)))
             except (ConnectionResetError, aiohttp.ClientConnectionResetError):
@@ -302,6 +311,18 @@ class ChatCall:
             if keeper is not None:
                 keeper.cancel()
                 await asyncio.wait({keeper})  # let a frame in progress finish before we write
+
+    async def _idle_keeper(self, response: web.StreamResponse, encoder: ChunkEncoder) -> None:
+        """After the first token: a keep-alive comment whenever nothing was sent for a while,
+        so a bot pausing mid-answer does not trip a proxy's idle timeout."""
+        loop = asyncio.get_running_loop()
+        while True:
+            wait = self.last_write + KEEPALIVE_EVERY - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            await asyncio.shield(response.write(encoder.keepalive()))
+            self.last_write = loop.time()
 
     async def _keep_alive(self, response: web.StreamResponse, encoder: ChunkEncoder) -> None:
         # shielded writes: a cancellation between frames, never inside one

@@ -377,3 +377,25 @@ async def test_usage_of_a_large_prompt(client: openai.AsyncOpenAI, sim: Simulato
             )
             usage = r.usage
         assert usage is not None and 20_000 < usage.prompt_tokens < 30_000
+
+
+async def test_pause_mid_answer_sends_keepalives(
+    gw: Running,
+    sim: Simulator,
+    http: aiohttp.ClientSession,
+    client: openai.AsyncOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(chat_endpoint, "KEEPALIVE_EVERY", 0.05)
+    sim.script("gpt-4o-mini", [text("before "), Sleep(0.4), text("after"), DONE])
+    async with http.post(
+        gw.url + "/v1/chat/completions",
+        headers={"Authorization": "Bearer k"},
+        json={"model": "gpt-4o-mini", "messages": user("x"), "stream": True},
+    ) as r:
+        raw = await r.read()
+    _, rest = raw.split(b'"content":"before "', 1)
+    assert b": keep-alive" in rest.split(b'"content":"after"')[0] and raw.endswith(b"data: [DONE]\n\n")
+    sim.script("gpt-4o-mini", [text("before "), Sleep(0.3), text("after"), DONE])
+    stream = await client.chat.completions.create(model="gpt-4o-mini", messages=user("x"), stream=True)
+    assert "".join([c.choices[0].delta.content or "" async for c in stream]) == "before after"
