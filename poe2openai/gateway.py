@@ -34,7 +34,7 @@ class Target:
     model: ModelInfo | None  # its catalogue entry, when Poe lists it
     system_as_user: bool = False
     tool_mode: str = "xml"  # xml | native | auto
-    reasoning_flags: bool = False  # also send reasoning options as --flags in the prompt
+    reasoning_flags: bool = False  # send reasoning options as --flags in the prompt, not as parameters
 
     def native_tools(self) -> bool:
         """Whether tools go to Poe natively rather than as an XML prompt."""

@@ -12,7 +12,7 @@ per-model keys. All keys are optional::
       flux-pro:
         replace_response: true   # send system prompts as user messages (image/video bots)
         tool_mode: native        # xml (default) | native | auto
-        reasoning_flags: true    # also append --reasoning_effort style flags to the prompt
+        reasoning_flags: true    # send reasoning options as --reasoning_effort style text, not parameters
     custom_models:               # bots Poe's list lacks, e.g. private bots
       - id: my-private-bot
         owned_by: me
