@@ -326,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         log_dir = Path(tmp)
         procs = start_all(modes, core + extra, log_dir)
         try:
+            for mode in modes:  # untimed warm-up: first requests pay for connections and lazy setup
+                measure(mode, Case("warm-up", "plain.n20.s100.d0", 4, 40, 20), procs)
             for case in core + extra:
                 case_modes = modes if case in core else ["gateway", "relay"] if not case.tools else ["gateway"]
                 if case in extra and case.scenario.startswith("thinking"):
