@@ -57,6 +57,7 @@ class HttpError:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,7 +344,7 @@ class Simulator:
         if isinstance(first, HttpError):
             payload = first.body if first.body is not None else {"error": {"message": f"HTTP {first.status}"}}
             raw = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-            return web.Response(body=raw, status=first.status, headers=first.headers, content_type="application/json")
+            return web.Response(body=raw, status=first.status, headers=first.headers, content_type=first.content_type)
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store"}
         )
