@@ -239,16 +239,8 @@ class ThinkingSplitter:
         elif state == _QUOTES:
             if not self._seen_quote:
                 self._give_up(out)
-            elif self._quote_emitted < 0 and self._line:
-                line = self._line
-                self._line = ""
-                stripped = line.lstrip(" \t")
-                if stripped.startswith(">"):
-                    content = stripped[2:] if stripped[1:2] == " " else stripped[1:]
-                    if content.strip():
-                        self._reasoning_line_start(out, content)
-                elif stripped:
-                    out.append(TextDelta(line))
+            # else: an undecided last line can only be white space or an empty ">": nothing to say
+            self._line = ""
         elif state == _TAG:
             if self._held.strip():
                 self._emit_tag_reasoning(self._held.rstrip(), out)

@@ -399,3 +399,18 @@ async def test_pause_mid_answer_sends_keepalives(
     sim.script("gpt-4o-mini", [text("before "), Sleep(0.3), text("after"), DONE])
     stream = await client.chat.completions.create(model="gpt-4o-mini", messages=user("x"), stream=True)
     assert "".join([c.choices[0].delta.content or "" async for c in stream]) == "before after"
+
+
+async def test_poe_going_silent_mid_stream_ends_with_an_error(
+    gw: Running, sim: Simulator, client: openai.AsyncOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from poe2openai import poe_client
+
+    monkeypatch.setattr(poe_client, "QUERY_TIMEOUT", aiohttp.ClientTimeout(total=None, sock_read=0.2))
+    sim.script("gpt-4o-mini", [text("partial "), Sleep(2), text("never"), DONE])
+    stream = await client.chat.completions.create(model="gpt-4o-mini", messages=user("x"), stream=True)
+    got = []
+    with pytest.raises(openai.APIError) as info:
+        async for c in stream:
+            got.append(c.choices[0].delta.content or "")
+    assert "".join(got) == "partial " and "too long" in info.value.message

@@ -64,6 +64,9 @@ CASES = [
     ("", "", ""),
     ("<think>unterminated thought", "unterminated thought", ""),
     ("> a quote first\nthen text", "", "> a quote first\nthen text"),
+    ("*Thinking...*\n> a\n> ", "a", ""),
+    ("*Thinking...*\n> a\n   ", "a", ""),
+    ("*Thinking...*\n\n>", "", "*Thinking...*\n\n>"),
 ]
 
 
