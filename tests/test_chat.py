@@ -297,18 +297,23 @@ async def test_huge_event_line(client: openai.AsyncOpenAI, sim: Simulator) -> No
     assert r.choices[0].message.content == big
 
 
+async def raw_stream(http: aiohttp.ClientSession, gw: Running, model: str = "gpt-4o-mini") -> bytes:
+    """The bytes of one streamed answer, as a client without an SDK sees them."""
+    async with http.post(
+        gw.url + "/v1/chat/completions",
+        headers={"Authorization": "Bearer k"},
+        json={"model": model, "messages": user("x"), "stream": True},
+    ) as r:
+        return await r.read()
+
+
 async def test_slow_start_sends_keepalives(
     gw: Running, sim: Simulator, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(chat_endpoint, "HEADERS_AFTER", 0.05)
     monkeypatch.setattr(chat_endpoint, "KEEPALIVE_EVERY", 0.05)
     sim.script("gpt-4o-mini", [Sleep(0.4), text("late"), DONE])
-    async with http.post(
-        gw.url + "/v1/chat/completions",
-        headers={"Authorization": "Bearer k"},
-        json={"model": "gpt-4o-mini", "messages": user("x"), "stream": True},
-    ) as r:
-        raw = await r.read()
+    raw = await raw_stream(http, gw)
     assert b": keep-alive" in raw
     assert b'"content":"late"' in raw and raw.endswith(b"data: [DONE]\n\n")
 
@@ -388,12 +393,7 @@ async def test_pause_mid_answer_sends_keepalives(
 ) -> None:
     monkeypatch.setattr(chat_endpoint, "KEEPALIVE_EVERY", 0.05)
     sim.script("gpt-4o-mini", [text("before "), Sleep(0.4), text("after"), DONE])
-    async with http.post(
-        gw.url + "/v1/chat/completions",
-        headers={"Authorization": "Bearer k"},
-        json={"model": "gpt-4o-mini", "messages": user("x"), "stream": True},
-    ) as r:
-        raw = await r.read()
+    raw = await raw_stream(http, gw)
     _, rest = raw.split(b'"content":"before "', 1)
     assert b": keep-alive" in rest.split(b'"content":"after"')[0] and raw.endswith(b"data: [DONE]\n\n")
     sim.script("gpt-4o-mini", [text("before "), Sleep(0.3), text("after"), DONE])
