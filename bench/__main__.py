@@ -220,6 +220,10 @@ def cases_for(quick: bool) -> tuple[list[Case], list[Case]]:
     extra = [
         Case("thinking c10", "thinking.n200.s100.d0", 10, 400 // k, 200),
         Case("tools c10", "tools.n200.s100.d0", 10, 400 // k, 200, tools=True),
+        Case("thinking c100", "thinking.n200.s100.d0", 100, 800 // k, 200),
+        Case("tools c100", "tools.n200.s100.d0", 100, 800 // k, 200, tools=True),
+        Case("thinking c1000 open", "thinking.n40.s100.d50", 1000, 1000, 40),
+        Case("tools c1000 open", "tools.n40.s100.d50", 1000, 1000, 40, tools=True),
         Case("short n50 c10", "plain.n50.s100.d0", 10, 800 // k, 50),
         Case("long n800 c10", "plain.n800.s100.d0", 10, 100 // k, 800),
     ]
@@ -257,8 +261,10 @@ def ratios(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for label, by_mode in results.items():
         g = by_mode.get("gateway", {}).get("cpu_us_per_chunk")
+        # the relay copies bytes whatever they say: compare variants with its plain run
+        plain = label.split(" ", 1)[1] if label.startswith(("thinking ", "tools ")) else label
         for other in ("relay", "litellm"):
-            o = by_mode.get(other, {}).get("cpu_us_per_chunk")
+            o = results.get(plain, {}).get(other, {}).get("cpu_us_per_chunk")
             if g and o:
                 out[f"{label}: gateway/{other} CPU per chunk"] = round(g / o, 2)
     return out
