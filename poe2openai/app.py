@@ -11,7 +11,7 @@ from aiohttp import web
 
 from .admin import setup_admin
 from .chat_endpoint import chat_completions
-from .cors import cors_middleware
+from .cors import add_cors_headers, cors_middleware
 from .errors import ApiError
 from .gateway import GATEWAY, Gateway
 from .http_io import error_response, json_response
@@ -21,7 +21,7 @@ from .models_endpoint import get_model, healthz, list_models
 from .models_yaml import ConfigStore
 from .poe_client import PoeClient, new_session
 from .rate_limit import RateLimiter
-from .request_info import INFO, RequestInfo
+from .request_info import INFO, RequestInfo, info
 from .settings import Settings
 from .tokens import warm_up
 from .upload_cache import UploadCache
@@ -68,8 +68,6 @@ async def log_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         resp = await handler(request)
         status = resp.status
-        if not resp.prepared:
-            resp.headers["X-Request-Id"] = rid
         return resp
     finally:
         if request.path != "/healthz":
@@ -80,8 +78,8 @@ async def log_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             if facts.ttft_ms is not None:
                 extra += f" ttft_ms={facts.ttft_ms:.1f}"
             usage = facts.usage
-            if usage is not None and "completion_tokens" in usage:
-                extra += f" tokens={usage['prompt_tokens']}+{usage['completion_tokens']}"
+            if usage is not None:
+                extra += f" tokens={usage.prompt_tokens}+{usage.completion_tokens}"
             access.info("%s %s %s %d%s total_ms=%.1f", rid, request.method, request.path, status, extra, total)
 
 
@@ -142,6 +140,12 @@ def create_app(settings: Settings) -> web.Application:
         await app[GATEWAY].session.close()
         await app[GATEWAY].uploader.fetch_session.close()
 
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        # the headers every response carries, streams included, set in one place
+        response.headers["X-Request-Id"] = info(request).request_id
+        add_cors_headers(request, response, settings.cors_allow_origins)
+
+    app.on_response_prepare.append(on_prepare)
     app.on_startup.append(start)
     app.on_shutdown.append(drain)
     app.on_cleanup.append(stop)

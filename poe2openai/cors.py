@@ -27,7 +27,7 @@ def _allowed(origin: str, allow: tuple[str, ...]) -> str | None:
 
 
 def cors_middleware(allow: tuple[str, ...]) -> Any:
-    """The middleware for an origin allow-list (``("*",)``: any origin)."""
+    """The middleware answering preflights for an origin allow-list (``("*",)``: any origin)."""
 
     @web.middleware
     async def cors(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -53,21 +53,18 @@ def cors_middleware(allow: tuple[str, ...]) -> Any:
                 },
             )
         resp = await handler(request)
-        if allowed is not None and not resp.prepared:
-            resp.headers["Access-Control-Allow-Origin"] = allowed
-            resp.headers["Access-Control-Expose-Headers"] = EXPOSE
-            resp.headers["Vary"] = "Origin"
         return resp
 
     return cors
 
 
-def cors_headers(request: web.Request, allow: tuple[str, ...]) -> dict[str, str]:
-    """The CORS headers for a response that is sent before the middleware sees it (streams)."""
+def add_cors_headers(request: web.Request, response: web.StreamResponse, allow: tuple[str, ...]) -> None:
+    """Add the CORS headers to any API response as it is prepared (streams included)."""
     origin = request.headers.get("Origin")
-    if origin is None:
-        return {}
+    if origin is None or request.path.startswith(ADMIN_PREFIXES):
+        return
     allowed = _allowed(origin, allow)
-    if allowed is None:
-        return {}
-    return {"Access-Control-Allow-Origin": allowed, "Access-Control-Expose-Headers": EXPOSE, "Vary": "Origin"}
+    if allowed is not None:
+        response.headers["Access-Control-Allow-Origin"] = allowed
+        response.headers["Access-Control-Expose-Headers"] = EXPOSE
+        response.headers["Vary"] = "Origin"

@@ -1,26 +1,21 @@
-"""The response pipeline: parse → Poe deltas → thinking split → tool extract → encoder.
+"""The response pipeline: a source (Poe's bytes to deltas), then stages, then an encoder.
 
-Every stage is a sans-IO object with ``feed(batch) -> batch``. One async generator drives
-them: it reads the upstream body, and each network read becomes one batch that passes
-through all stages at once, so the per-event cost is plain function calls and the encoder
-can turn a whole batch into one socket write. A stream of batches always ends with one
-:class:`End` or :class:`Failure`.
+Every part is a sans-IO object. :class:`Pipeline` is the one driver, used by the call
+engine and by the tests alike: ``feed(bytes)`` for each network read and ``close()`` at the
+end of the body give batches of neutral deltas; each read becomes one batch that passes
+through all stages at once, so the per-event cost is plain function calls and an encoder can
+turn a whole batch into one socket write. Whatever happens, the batches of one answer end
+with exactly one :class:`End` or :class:`Failure`, after which the pipeline is
+:attr:`~Pipeline.finished` and says nothing more.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-import aiohttp
-
-from .deltas import Delta, Failure
-from .errors import upstream
-from .poe_deltas import PoeToDeltas
-from .poe_events import PoeEventDecoder
-
-log = logging.getLogger("poe2openai.pipeline")
+from .deltas import Delta, End, Failure
+from .errors import ApiError
 
 
 class Stage(Protocol):
@@ -31,7 +26,25 @@ class Stage(Protocol):
         ...
 
 
-def _through(batch: list[Delta], stages: Sequence[Stage]) -> list[Delta]:
+class Source(Protocol):
+    """The first stage: bytes of an upstream body in, deltas out."""
+
+    @property
+    def events(self) -> int:
+        """How many upstream events were decoded so far (for idle deadlines)."""
+        ...
+
+    def feed(self, data: bytes) -> list[Delta]:
+        """Consume one network read."""
+        ...
+
+    def close(self) -> list[Delta]:
+        """The body ended (cleanly or not): flush, and end with End or Failure."""
+        ...
+
+
+def through(batch: list[Delta], stages: Sequence[Stage]) -> list[Delta]:
+    """Pass one batch through ``stages`` in order."""
     for stage in stages:
         if not batch:
             break
@@ -39,54 +52,53 @@ def _through(batch: list[Delta], stages: Sequence[Stage]) -> list[Delta]:
     return batch
 
 
-async def run(chunks: AsyncIterator[bytes], bot: str, stages: Sequence[Stage]) -> AsyncIterator[list[Delta]]:
-    """Drive the stages over the body of one Poe response."""
-    decoder = PoeEventDecoder()
-    poe = PoeToDeltas(bot)
-    said = False
-    try:
-        async for chunk in chunks:
-            events = decoder.feed(chunk)
-            if not events:
-                continue
-            batch = poe.feed(events)
-            said = said or bool(batch)
-            batch = _through(batch, stages)
-            if batch:
-                yield batch
-            if decoder.finished:
-                return
-    except TimeoutError:
-        batch = _through([Failure(upstream("Poe stopped sending for too long", 504, "upstream_timeout"))], stages)
-        yield batch
-        return
-    except aiohttp.ClientError as exc:
-        # The connection was cut mid-body: the same as an end without ``done``.
-        log.warning("Poe stream for %s cut: %s", bot, type(exc).__name__)
-    tail = poe.feed(decoder.close())
-    said = said or bool(tail)
-    if not decoder.finished:
-        tail += poe.eof(said)
-    batch = _through(tail, stages)
-    if batch:
-        yield batch
+class Pipeline:
+    """One answer's source and stages, driven read by read."""
+
+    __slots__ = ("_source", "_stages", "finished")
+
+    def __init__(self, source: Source, stages: Sequence[Stage]) -> None:
+        self._source = source
+        self._stages = tuple(stages)
+        self.finished = False  # an End or Failure went out
+
+    @property
+    def events(self) -> int:
+        """Upstream events decoded so far."""
+        return self._source.events
+
+    def _out(self, batch: list[Delta]) -> list[Delta]:
+        if batch:
+            batch = through(batch, self._stages)
+            if batch and type(batch[-1]) in (End, Failure):
+                self.finished = True
+        return batch
+
+    def feed(self, data: bytes) -> list[Delta]:
+        """One network read in; the deltas it completes out (often none)."""
+        if self.finished:
+            return []
+        return self._out(self._source.feed(data))
+
+    def close(self) -> list[Delta]:
+        """The body ended: the remaining deltas, ending with End or Failure."""
+        if self.finished:
+            return []
+        return self._out(self._source.close())
+
+    def fail(self, error: ApiError) -> list[Delta]:
+        """End the answer with ``error`` (a deadline passed, the gateway is stopping)."""
+        if self.finished:
+            return []
+        return self._out([Failure(error)])
 
 
-def run_sync(chunks: Sequence[bytes], bot: str, stages: Sequence[Stage]) -> list[Delta]:
-    """The same pipeline over a list of reads (for tests and the benchmark's checks)."""
-    decoder = PoeEventDecoder()
-    poe = PoeToDeltas(bot)
+def run_all(pipeline: Pipeline, reads: Iterable[bytes]) -> list[Delta]:
+    """Drive ``pipeline`` over a whole body given as reads; all the deltas, in order."""
     out: list[Delta] = []
-    said = False
-    for chunk in chunks:
-        batch = poe.feed(decoder.feed(chunk))
-        said = said or bool(batch)
-        out += _through(batch, stages)
-        if decoder.finished:
+    for data in reads:
+        out += pipeline.feed(data)
+        if pipeline.finished:
             return out
-    tail = poe.feed(decoder.close())
-    said = said or bool(tail)
-    if not decoder.finished:
-        tail += poe.eof(said)
-    out += _through(tail, stages)
+    out += pipeline.close()
     return out

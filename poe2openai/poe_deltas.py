@@ -88,11 +88,13 @@ class PoeToDeltas:
                 out.append(FileDelta(f.url, f.name, f.content_type))
 
     def eof(self, got_output: bool) -> list[Delta]:
-        """The body ended without ``done``: finish what was said, or fail if nothing was."""
+        """The body ended without ``done``: the answer was cut. What was said is passed on,
+        then a retryable :class:`Failure` (the engine retries only while the client has
+        nothing yet)."""
         out: list[Delta] = []
         self._finish_up(out)
         if got_output or out:
-            out.append(End(self._finish))
+            out.append(Failure(upstream("Poe's answer was cut off before it finished", 502, "upstream_cut", True)))
         else:
             out.append(Failure(upstream("Poe closed the stream without an answer", retryable=True)))
         return out

@@ -1,4 +1,4 @@
-"""Build the body of a Poe ``/bot/{name}`` query from a validated chat request."""
+"""Build the body of a Poe ``/bot/{name}`` query from a validated request."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 import orjson
 
-from .chat_request import ChatRequest, Message
+from .call_request import CallRequest
+from .chat_request import Message
 
 # OpenAI role -> Poe role. Poe has no "developer"; it is a system instruction.
 POE_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "bot", "tool": "user"}
@@ -50,7 +51,7 @@ def _default_text(msg: Message) -> str:
     return msg.text
 
 
-def build_query(req: ChatRequest, opts: QueryOptions, rendered: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def build_query(req: CallRequest, opts: QueryOptions, rendered: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The query body; ``rendered`` replaces the message list when the tool stage built it."""
     if rendered is None:
         rendered = []

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
+
+from .usage_meter import Usage
 
 
 @dataclass(slots=True)
@@ -15,7 +16,7 @@ class RequestInfo:
     request_id: str
     model: str | None = None
     ttft_ms: float | None = None
-    usage: dict[str, Any] | None = None
+    usage: Usage | None = None
 
 
 INFO = web.RequestKey("info", RequestInfo)

@@ -53,6 +53,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CORS_ALLOW_ORIGINS", "*", "comma-separated origins allowed by CORS, or *"),
     Variable("SHUTDOWN_GRACE_SECONDS", "30", "how long open streams may finish on SIGTERM"),
     Variable("ALLOW_PRIVATE_URLS", "false", "let the gateway fetch URLs on private networks"),
+    Variable("POE_IDLE_TIMEOUT_SECONDS", "300", "longest Poe may go without an event before the answer fails"),
+    Variable("REQUEST_TIMEOUT_SECONDS", "1800", "longest one request may take, queueing and streaming included"),
+    Variable("MAX_RESPONSE_SIZE", "67108864", "longest answer (characters) a request that is not streamed may get"),
 )
 
 
@@ -77,6 +80,9 @@ class Settings:
     cors_allow_origins: tuple[str, ...] = ("*",)
     shutdown_grace_seconds: float = 30.0
     allow_private_urls: bool = False
+    poe_idle_timeout_seconds: float = 300.0
+    request_timeout_seconds: float = 1800.0
+    max_response_size: int = 67108864
 
     @property
     def uses_default_password(self) -> bool:
@@ -171,6 +177,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         cors_allow_origins=get("CORS_ALLOW_ORIGINS", _origins),
         shutdown_grace_seconds=get("SHUTDOWN_GRACE_SECONDS", lambda n, r: _float(n, r, 0)),
         allow_private_urls=get("ALLOW_PRIVATE_URLS", _bool),
+        poe_idle_timeout_seconds=get("POE_IDLE_TIMEOUT_SECONDS", lambda n, r: _float(n, r, 0.1)),
+        request_timeout_seconds=get("REQUEST_TIMEOUT_SECONDS", lambda n, r: _float(n, r, 1)),
+        max_response_size=get("MAX_RESPONSE_SIZE", lambda n, r: _int(n, r, 1)),
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from .chat_request import ChatRequest, Message
+from .chat_request import Message
 from .poe_query import POE_ROLES, PoeAttachment, poe_message
 from .tools import ToolPlan
 
@@ -62,18 +62,18 @@ def render_result(name: str, content: str) -> str:
     return f'<tool_result name="{name}">\n{content}\n</tool_result>'
 
 
-def _names(req: ChatRequest) -> dict[str, str]:
-    return {c.id: c.name for m in req.messages for c in m.tool_calls}
+def _names(messages: list[Message]) -> dict[str, str]:
+    return {c.id: c.name for m in messages for c in m.tool_calls}
 
 
 def render_messages(
-    req: ChatRequest,
+    messages: list[Message],
     plan: ToolPlan,
     attachments: dict[int, list[PoeAttachment]],
     instruct: bool = True,
 ) -> list[dict[str, Any]]:
     """The Poe messages with tool history rendered (and the instructions when tools are offered)."""
-    names = _names(req)
+    names = _names(messages)
     out: list[dict[str, Any]] = []
     results: list[str] = []
 
@@ -82,7 +82,7 @@ def render_messages(
             out.append(poe_message("user", "\n\n".join(results)))
             results.clear()
 
-    for i, m in enumerate(req.messages):
+    for i, m in enumerate(messages):
         if m.role == "tool":
             results.append(render_result(names.get(m.tool_call_id or "", "tool"), m.text))
             continue

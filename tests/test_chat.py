@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -10,7 +11,8 @@ import openai
 import orjson
 import pytest
 
-from poe2openai import chat_endpoint
+from poe2openai import engine
+from poe2openai.settings import Settings
 from poe2openai.simulator import DONE, Cut, Event, HttpError, Simulator, Sleep, error, replace, text, texts
 
 from .conftest import Running, user
@@ -244,12 +246,35 @@ async def test_error_after_first_chunk_is_an_sdk_api_error(client: openai.AsyncO
     assert len(sim.bodies("gpt-4o-mini")) == 1  # never retried after output
 
 
-async def test_cut_stream_finishes_cleanly(client: openai.AsyncOpenAI, sim: Simulator) -> None:
+async def test_cut_stream_ends_with_an_error_after_the_partial_text(client: openai.AsyncOpenAI, sim: Simulator) -> None:
     sim.script("gpt-4o-mini", [text("some"), text(" response."), Cut()])
     stream = await client.chat.completions.create(model="gpt-4o-mini", messages=user("x"), stream=True)
-    chunks = [c async for c in stream]
-    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "some response."
-    assert chunks[-1].choices[0].finish_reason == "stop"
+    got: list[str] = []
+    with pytest.raises(openai.APIError, match="cut off"):
+        async for c in stream:
+            got.append(c.choices[0].delta.content or "")
+            assert c.choices[0].finish_reason is None
+    assert "".join(got) == "some response."
+
+
+async def test_close_without_done_is_a_cut_answer_too(client: openai.AsyncOpenAI, sim: Simulator) -> None:
+    sim.script("gpt-4o-mini", [text("some"), text(" response.")])  # the body ends, no done event
+    stream = await client.chat.completions.create(model="gpt-4o-mini", messages=user("x"), stream=True)
+    with pytest.raises(openai.APIError, match="cut off"):
+        async for _ in stream:
+            pass
+
+
+async def test_cut_answer_not_streamed_is_retried_then_a_502(client: openai.AsyncOpenAI, sim: Simulator) -> None:
+    sim.script("gpt-4o-mini", [text("half an"), Cut()])
+    sim.script("gpt-4o-mini", [text("whole answer"), DONE])
+    r = await client.chat.completions.create(model="gpt-4o-mini", messages=user("x"))
+    assert r.choices[0].message.content == "whole answer" and r.choices[0].finish_reason == "stop"
+    sim.script("gpt-4o-mini", [text("half an"), Cut()])
+    sim.script("gpt-4o-mini", [text("half again"), Cut()])
+    with pytest.raises(openai.APIStatusError) as info:
+        await client.chat.completions.create(model="gpt-4o-mini", messages=user("x"))
+    assert info.value.status_code == 502 and "cut off" in info.value.message
 
 
 async def test_empty_answer_is_an_empty_completion(client: openai.AsyncOpenAI, sim: Simulator) -> None:
@@ -310,8 +335,8 @@ async def raw_stream(http: aiohttp.ClientSession, gw: Running, model: str = "gpt
 async def test_slow_start_sends_keepalives(
     gw: Running, sim: Simulator, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(chat_endpoint, "HEADERS_AFTER", 0.05)
-    monkeypatch.setattr(chat_endpoint, "KEEPALIVE_EVERY", 0.05)
+    monkeypatch.setattr(engine, "HEADERS_AFTER", 0.05)
+    monkeypatch.setattr(engine, "KEEPALIVE_EVERY", 0.05)
     sim.script("gpt-4o-mini", [Sleep(0.4), text("late"), DONE])
     raw = await raw_stream(http, gw)
     assert b": keep-alive" in raw
@@ -391,7 +416,7 @@ async def test_pause_mid_answer_sends_keepalives(
     client: openai.AsyncOpenAI,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(chat_endpoint, "KEEPALIVE_EVERY", 0.05)
+    monkeypatch.setattr(engine, "KEEPALIVE_EVERY", 0.05)
     sim.script("gpt-4o-mini", [text("before "), Sleep(0.4), text("after"), DONE])
     raw = await raw_stream(http, gw)
     _, rest = raw.split(b'"content":"before "', 1)
@@ -402,15 +427,15 @@ async def test_pause_mid_answer_sends_keepalives(
 
 
 async def test_poe_going_silent_mid_stream_ends_with_an_error(
-    gw: Running, sim: Simulator, client: openai.AsyncOpenAI, monkeypatch: pytest.MonkeyPatch
+    start_gateway: Callable[[Settings], Any], settings: Settings, sim: Simulator
 ) -> None:
-    from poe2openai import poe_client
-
-    monkeypatch.setattr(poe_client, "QUERY_TIMEOUT", aiohttp.ClientTimeout(total=None, sock_read=0.2))
+    running = await start_gateway(settings.replace(poe_idle_timeout_seconds=0.2))
+    client = openai.AsyncOpenAI(base_url=f"{running.url}/v1", api_key="k", max_retries=0)
     sim.script("gpt-4o-mini", [text("partial "), Sleep(2), text("never"), DONE])
     stream = await client.chat.completions.create(model="gpt-4o-mini", messages=user("x"), stream=True)
     got = []
     with pytest.raises(openai.APIError) as info:
         async for c in stream:
             got.append(c.choices[0].delta.content or "")
-    assert "".join(got) == "partial " and "too long" in info.value.message
+    assert "".join(got) == "partial " and "Poe sent nothing for 0.2 s" in info.value.message
+    await client.close()

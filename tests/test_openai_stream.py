@@ -1,4 +1,4 @@
-"""The OpenAI chunk encoder: chunk shape, coalescing, replace policy, usage, errors."""
+"""The OpenAI chunk encoder: chunk shape, coalescing, usage, errors; the stream reset policy."""
 
 from __future__ import annotations
 
@@ -9,17 +9,9 @@ import orjson
 from poe2openai.deltas import RESET, Delta, End, Failure, FileDelta, ReasoningDelta, TextDelta, ToolCallDelta
 from poe2openai.errors import ApiError
 from poe2openai.openai_stream import ChunkEncoder
-
-
-def encoder(include_usage: bool = False) -> ChunkEncoder:
-    return ChunkEncoder(
-        "chatcmpl-1",
-        123,
-        "m",
-        include_usage=include_usage,
-        prompt_tokens=lambda: 7,
-        count_tokens=lambda s: len(s.split()),
-    )
+from poe2openai.pipeline import through
+from poe2openai.reset_replay import ResetReplay
+from poe2openai.usage_meter import Usage
 
 
 def frames(data: bytes) -> list[Any]:
@@ -31,9 +23,23 @@ def frames(data: bytes) -> list[Any]:
     return out
 
 
-def run(batches: list[list[Delta]], include_usage: bool = False) -> list[Any]:
-    enc = encoder(include_usage)
-    return frames(b"".join(enc.encode(b) for b in batches))
+def run(batches: list[list[Delta]], usage: Usage | None = None) -> list[Any]:
+    """Encode batches as the engine does: through the stream stages, End and Failure apart."""
+    enc = ChunkEncoder("chatcmpl-1", 123, "m")
+    replay = ResetReplay()
+    out: list[bytes] = []
+    for batch in batches:
+        batch = through(batch, [replay])
+        if not batch:
+            continue
+        last = batch[-1]
+        if isinstance(last, End):
+            out.append(enc.encode(batch[:-1]) + enc.finish(last, usage))
+        elif isinstance(last, Failure):
+            out.append(enc.encode(batch[:-1]) + enc.failure(last.error))
+        else:
+            out.append(enc.encode(batch))
+    return frames(b"".join(out))
 
 
 def deltas_of(fr: list[Any], key: str) -> str:
@@ -59,7 +65,7 @@ def test_batch_coalesces_adjacent_text() -> None:
 
 def test_usage_chunk_only_when_asked() -> None:
     assert all("usage" not in f for f in run([[TextDelta("one two"), End()]]) if isinstance(f, dict))
-    fr = run([[TextDelta("one two"), End()]], include_usage=True)
+    fr = run([[TextDelta("one two"), End()]], usage=Usage(7, 2))
     assert fr[-2]["choices"] == [] and fr[-2]["usage"]["completion_tokens"] == 2
     assert fr[-2]["usage"]["prompt_tokens"] == 7 and fr[-2]["usage"]["total_tokens"] == 9
 
