@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes, urlsplit
 
+from yarl import URL
+
 from .errors import bad_request
 
 POE_CDN_PREFIXES = ("https://pfst.cf2.poecdn.net/",)
@@ -104,13 +106,19 @@ def decode(inline: Inline) -> bytes:
 
 
 def parse_link(url: str, filename: str | None, param: str) -> Link:
-    """An http(s) link; other schemes are a 400."""
-    parts = urlsplit(url)
+    """An http(s) link; other schemes are a 400, and so is a URL with no valid host."""
+    try:
+        parts = urlsplit(url)
+        host = URL(url).raw_host  # as the fetcher's HTTP client will parse it
+    except ValueError:
+        raise bad_request(f"{param}: invalid URL {url[:100]!r}", param, "invalid_url") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         scheme = parts.scheme or "none"
         raise bad_request(
             f"{param}: unsupported URL scheme {scheme!r} (use https:// or a data: URL)", param, "unsupported_url"
         )
+    if not host:
+        raise bad_request(f"{param}: the URL has no host", param, "invalid_url")
     last = unquote_to_bytes(parts.path.rsplit("/", 1)[-1]).decode("utf-8", "replace")
     return Link(url, filename or (last if "." in last else "") or "file")
 
