@@ -102,6 +102,7 @@ class Script:
     crlf: bool = False
     write_size: int = 0  # split the body into writes of this many bytes (0: one write per step)
     pings: bool = False  # a ``: ping`` comment before each event
+    headers_after: float = 0.0  # seconds before the response headers go out
 
 
 @dataclass
@@ -345,6 +346,8 @@ class Simulator:
             payload = first.body if first.body is not None else {"error": {"message": f"HTTP {first.status}"}}
             raw = payload if isinstance(payload, bytes) else orjson.dumps(payload)
             return web.Response(body=raw, status=first.status, headers=first.headers, content_type=first.content_type)
+        if script.headers_after:
+            await asyncio.sleep(script.headers_after)
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store"}
         )
