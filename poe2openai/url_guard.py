@@ -72,7 +72,10 @@ def new_fetch_session(guarded: bool) -> aiohttp.ClientSession:
 
 
 def _check_url(url: str, guarded: bool) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise FetchError(f"redirected to a malformed URL {url[:100]!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise FetchError(f"redirected to an unsupported URL {url[:100]!r}")
     if guarded:
@@ -105,7 +108,7 @@ async def fetch(session: aiohttp.ClientSession, url: str, limit: int, guarded: b
                         raise FetchError(f"the file is larger than {limit} bytes")
                     chunks.append(chunk)
                 return b"".join(chunks), resp.content_type or "application/octet-stream"
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:  # ValueError: a malformed Location
             reason: Any = exc.__cause__ or exc
-            raise FetchError(str(reason) or type(exc).__name__) from None
+            raise FetchError(str(reason)[:200] or type(exc).__name__) from None
     raise FetchError("too many redirects")
