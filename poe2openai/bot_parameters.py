@@ -21,17 +21,20 @@ list, the names are sent as given.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import bad_request
+from .chat_request import check_nesting
+from .errors import bad_request, shown
 
 EFFORTS = ("none", "minimal", "low", "medium", "high")
 BUDGET_MAX = 30768  # the original's documented range for thinking budgets
 _EFFORT_BUDGET = {"none": 0, "minimal": 1024, "low": 4096, "medium": 8192, "high": 16384}
 _EFFORT_NAMES = ("reasoning_effort", "output_effort", "thinking_level")
 SUFFIX_THINKING_BUDGET = 8192
+_ASCII_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() also takes "²" and "٣"
 
 
 @dataclass(slots=True)
@@ -56,16 +59,22 @@ def split_suffix(model: str) -> tuple[str, str | None]:
     if not sep or not base:
         return model, None
     low = suffix.lower()
-    if low in EFFORTS or low == "thinking" or (low.startswith("thinking-") and low[9:].isdigit()):
+    if low in EFFORTS or low == "thinking" or (low.startswith("thinking-") and _ASCII_DIGITS.fullmatch(low[9:])):
         return base, low
     return model, None
+
+
+def _suffix_budget(digits: str) -> int:
+    # int() refuses more than 4300 digits; anything past BUDGET_MAX's length clamps anyway
+    digits = digits.lstrip("0") or "0"
+    return BUDGET_MAX if len(digits) > len(str(BUDGET_MAX)) else min(int(digits), BUDGET_MAX)
 
 
 def _budget(value: Any, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise bad_request(f"{where} must be a whole number of tokens", where)
     if not 0 <= value <= BUDGET_MAX:
-        raise bad_request(f"{where} must be from 0 to {BUDGET_MAX} (got {value})", where)
+        raise bad_request(f"{where} must be from 0 to {BUDGET_MAX} (got {shown(value)})", where)
     return value
 
 
@@ -112,7 +121,9 @@ def read_request(raw: dict[str, Any], suffix: str | None) -> ReasoningRequest:
     effort = raw.get("reasoning_effort")
     if effort is not None:
         if not isinstance(effort, str) or effort.lower() not in EFFORTS:
-            raise bad_request(f"reasoning_effort must be one of {', '.join(EFFORTS)}", "reasoning_effort")
+            raise bad_request(
+                f"reasoning_effort must be one of {', '.join(EFFORTS)} (got {shown(effort)})", "reasoning_effort"
+            )
         r.effort = effort.lower()
         r.source = "reasoning_effort"
 
@@ -122,13 +133,16 @@ def read_request(raw: dict[str, Any], suffix: str | None) -> ReasoningRequest:
         elif suffix == "thinking":
             r.enabled, r.budget = True, SUFFIX_THINKING_BUDGET
         else:
-            r.enabled, r.budget = True, min(int(suffix[9:]), BUDGET_MAX)
+            r.enabled, r.budget = True, _suffix_budget(suffix[9:])
         r.source = "model"
 
     params = raw.get("poe_parameters", extra_body.get("poe_parameters"))
     if params is not None:
+        where = "poe_parameters" if "poe_parameters" in raw else "extra_body.poe_parameters"
         if not isinstance(params, dict):
-            raise bad_request("poe_parameters must be an object of bot parameters", "poe_parameters")
+            raise bad_request(f"{where} must be an object of bot parameters", where)
+        for name, value in params.items():
+            check_nesting(value, f"{where}.{name[:100]}")
         r.extra = dict(params)
     return r
 
@@ -219,9 +233,11 @@ def bot_parameters(r: ReasoningRequest, published: Sequence[dict[str, Any]] | No
         if "thinking_budget" in specs and budget is not None:
             schema = _schema(specs["thinking_budget"])
             value = _clamp(budget, schema)
-            out["thinking_budget"] = (
-                int(value) if schema.get("type") != "number" or float(value).is_integer() else value
-            )
+            if abs(value) > 2**53:  # a bound Poe published past exact integers: orjson writes any float
+                out["thinking_budget"] = float(value)
+            else:
+                whole = schema.get("type") != "number" or float(value).is_integer()
+                out["thinking_budget"] = int(value) if whole else value
         if "enable_thinking" in specs:
             enabled = r.enabled if r.enabled is not None else (effort not in ("none", None) and budget != 0)
             out["enable_thinking"] = bool(enabled)

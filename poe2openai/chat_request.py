@@ -12,9 +12,14 @@ from typing import Any
 
 import orjson
 
-from .errors import bad_request
+from .errors import bad_request, shown
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
+# JSON values the gateway re-encodes into Poe's query (tool parameters, tool-call arguments,
+# bot parameters) nest at most this deep: orjson's encoder stops at 254 levels, and the query
+# wraps them in a few levels of its own.
+MAX_NESTING = 128
+MAX_MODEL_NAME = 256  # characters; Poe's bot names are far shorter
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,29 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def too_deep(value: object, limit: int = MAX_NESTING) -> bool:
+    """Whether ``value`` has lists or objects nested more than ``limit`` levels (iterative)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+def check_nesting(value: object, where: str) -> None:
+    """A 400 naming ``where`` if ``value`` nests deeper than :data:`MAX_NESTING`."""
+    if too_deep(value):
+        raise bad_request(f"{where} nests deeper than {MAX_NESTING} levels", where)
+
+
 def _text_of_parts(parts: list[Any], where: str, msg: Message, allow_attachments: bool) -> str:
     texts: list[str] = []
     for j, part in enumerate(parts):
@@ -88,7 +116,9 @@ def _text_of_parts(parts: list[Any], where: str, msg: Message, allow_attachments
             msg.attachments.append(_attachment(part, kind, p))
         else:
             raise bad_request(
-                f"{p}.type {kind!r} is not supported (use text, image_url or file)", f"{p}.type", "unsupported_content"
+                f"{p}.type {shown(kind)} is not supported (use text, image_url or file)",
+                f"{p}.type",
+                "unsupported_content",
             )
     return "\n\n".join(texts)
 
@@ -135,6 +165,7 @@ def _tool_calls(value: Any, where: str) -> list[ToolCallInput]:
             raise bad_request(f"{p}.function.name must be a non-empty string", f"{p}.function.name")
         args = fn.get("arguments", "")
         if isinstance(args, (dict, list)):
+            check_nesting(args, f"{p}.function.arguments")
             args = orjson.dumps(args).decode()
         if not isinstance(args, str):
             raise bad_request(f"{p}.function.arguments must be a JSON string", f"{p}.function.arguments")
@@ -151,7 +182,7 @@ def _message(raw: Any, i: int) -> Message:
         raise bad_request(f"{where} must be an object", where)
     role = raw.get("role")
     if role not in ROLES:
-        raise bad_request(f"{where}.role must be one of {', '.join(ROLES)} (got {role!r})", f"{where}.role")
+        raise bad_request(f"{where}.role must be one of {', '.join(ROLES)} (got {shown(role)})", f"{where}.role")
     msg = Message(role=role, text="")
     content = raw.get("content")
     if isinstance(content, str):
@@ -183,6 +214,8 @@ def parse_chat_request(body: Any) -> ChatRequest:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise bad_request("model is required and must be a non-empty string", "model", "missing_required_parameter")
+    if len(model.strip()) > MAX_MODEL_NAME:
+        raise bad_request(f"model is longer than {MAX_MODEL_NAME} characters", "model")
     messages = body.get("messages")
     if messages is None:
         raise bad_request("messages is required", "messages", "missing_required_parameter")
@@ -228,7 +261,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
             raise bad_request("logit_bias must be an object", "logit_bias")
         for k, v in bias_raw.items():
             if not _is_number(v) or not -100 <= v <= 100:
-                raise bad_request(f"logit_bias[{k!r}] must be a number from -100 to 100", "logit_bias")
+                raise bad_request(f"logit_bias[{shown(k)}] must be a number from -100 to 100", "logit_bias")
             bias[str(k)] = float(v)
 
     max_tokens = None

@@ -8,11 +8,11 @@ import hashlib
 import mimetypes
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote_to_bytes, urlsplit
+from urllib.parse import SplitResult, unquote_to_bytes, urlsplit
 
 from yarl import URL
 
-from .errors import bad_request
+from .errors import bad_request, shown
 
 POE_CDN_PREFIXES = ("https://pfst.cf2.poecdn.net/",)
 _WS = re.compile(rb"\s+")
@@ -68,7 +68,7 @@ def parse_data_url(url: str, filename: str | None, param: str, limit: int) -> In
     parts = [p.strip() for p in head.split(";")]
     mime = parts[0].lower() or "text/plain"
     if "/" not in mime:
-        raise bad_request(f"{param}: malformed data URL media type {parts[0]!r}", param, "invalid_data_url")
+        raise bad_request(f"{param}: malformed data URL media type {shown(parts[0])}", param, "invalid_data_url")
     if not payload.strip():
         raise bad_request(f"{param}: the data URL is empty", param, "invalid_data_url")
     is_b64 = "base64" in (p.lower() for p in parts[1:])
@@ -105,20 +105,31 @@ def decode(inline: Inline) -> bytes:
     return data
 
 
-def parse_link(url: str, filename: str | None, param: str) -> Link:
-    """An http(s) link; other schemes are a 400, and so is a URL with no valid host."""
+def _split(url: str, param: str) -> SplitResult:
+    """The parts of a link, or a 400 for one that urllib, yarl (aiohttp) or IDNA cannot take."""
     try:
         parts = urlsplit(url)
-        host = URL(url).raw_host  # as the fetcher's HTTP client will parse it
-    except ValueError:
-        raise bad_request(f"{param}: invalid URL {url[:100]!r}", param, "invalid_url") from None
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            return parts
+        _ = parts.port  # out of range or not a number: ValueError
+        host = parts.hostname
+        if not host:
+            raise ValueError("no host")
+        URL(url)  # what aiohttp will make of it when the gateway fetches the link itself
+        host.encode("idna")  # empty or over-long labels fail only when connecting otherwise
+    except ValueError as exc:  # UnicodeError included
+        raise bad_request(f"{param}: the link is not a valid URL ({str(exc)[:100]})", param, "invalid_url") from None
+    return parts
+
+
+def parse_link(url: str, filename: str | None, param: str) -> Link:
+    """An http(s) link; other schemes and malformed URLs are a 400."""
+    parts = _split(url, param)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         scheme = parts.scheme or "none"
         raise bad_request(
-            f"{param}: unsupported URL scheme {scheme!r} (use https:// or a data: URL)", param, "unsupported_url"
+            f"{param}: unsupported URL scheme {shown(scheme)} (use https:// or a data: URL)", param, "unsupported_url"
         )
-    if not host:
-        raise bad_request(f"{param}: the URL has no host", param, "invalid_url")
     last = unquote_to_bytes(parts.path.rsplit("/", 1)[-1]).decode("utf-8", "replace")
     return Link(url, filename or (last if "." in last else "") or "file")
 

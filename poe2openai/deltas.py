@@ -7,8 +7,10 @@ A stream of deltas always ends with exactly one :class:`End` or :class:`Failure`
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TypeAlias
+from urllib.parse import quote, urlsplit
 
 from .errors import ApiError
 
@@ -78,8 +80,39 @@ Delta: TypeAlias = TextDelta | ReasoningDelta | ResetDelta | ToolCallDelta | Fil
 RESET = ResetDelta()
 
 
+# Kept as they are in a Markdown link destination: RFC 3986's unreserved and reserved
+# characters except ( ) ' (they end the link or a naive HTML attribute), and % of escapes.
+_URL_SAFE = "-._~:/?#[]@!$&*+,;=%"
+_HTTP = re.compile(r"https?://", re.IGNORECASE)
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_LABEL_SPECIAL = re.compile(r"([\\\[\]<>`])")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")  # line breaks and other control characters
+LABEL_MAX = 200
+
+
+def markdown_url(url: str) -> str | None:
+    """``url`` escaped for a Markdown link destination, or ``None`` unless it is an http(s) URL
+    with a host (``javascript:``, ``data:`` and the like are never relayed)."""
+    if not _HTTP.match(url):
+        return None
+    try:
+        if not urlsplit(url).hostname:
+            return None
+    except ValueError:
+        return None
+    return quote(_LONE_PERCENT.sub("%25", url), safe=_URL_SAFE, errors="replace")
+
+
+def markdown_label(name: str) -> str:
+    """A file name as link text: one line, at most :data:`LABEL_MAX` characters, Markdown escaped."""
+    return _LABEL_SPECIAL.sub(r"\\\1", _CONTROLS.sub(" ", name[:LABEL_MAX]))
+
+
 def file_markdown(f: FileDelta) -> str:
-    """A file as Markdown for text-only wire formats: an image, or a link."""
-    label = f.name.replace("]", "\\]")
+    """A file as Markdown for text-only wire formats: an image, or a link (empty for a URL
+    :func:`markdown_url` refuses)."""
+    url = markdown_url(f.url)
+    if url is None:
+        return ""
     bang = "!" if f.content_type.startswith("image/") else ""
-    return f"{bang}[{label}]({f.url})"
+    return f"{bang}[{markdown_label(f.name)}]({url})"

@@ -64,3 +64,18 @@ def upstream(message: str, status: int = 502, code: str = "upstream_error", retr
     """A failure of Poe itself (5xx)."""
     kind = "timeout_error" if status == 504 else "api_error"
     return ApiError(status, message, type=kind, code=code, retryable=retryable)
+
+
+def shown(value: object, limit: int = 100) -> str:
+    """A client's value for an error message: strings and numbers cut to ``limit`` characters
+    (the repr of the cut string), containers by their kind only, so an echo stays small."""
+    if isinstance(value, str):
+        return repr(value[:limit]) + ("…" if len(value) > limit else "")
+    if value is None or isinstance(value, (bool, int, float)):
+        text = repr(value) if not isinstance(value, int) or abs(value) < 10**limit else "a huge number"
+        return text[:limit]
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__

@@ -19,6 +19,7 @@ from .poe_client import PoeClient
 log = logging.getLogger("poe2openai.models")
 
 CACHE_SECONDS = 300.0
+CREATED_MAX = 10**11  # seconds: year 5138; larger "created" values are nonsense
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,8 @@ def _model_info(raw: dict[str, Any]) -> ModelInfo:
     if isinstance(created, (int, float)) and not isinstance(created, bool):
         # Poe writes milliseconds; anything past year 2286 in seconds is surely ms.
         created_s = int(created / 1000) if created > 10_000_000_000 else int(created)
+        if not 0 <= created_s <= CREATED_MAX:  # nonsense: not relayed (orjson cannot write huge ints)
+            created_s = 0
     else:
         created_s = 0
     meta = raw.get("metadata")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .errors import not_found
+from .errors import not_found, shown
 from .gateway import GATEWAY
 from .http_io import json_response
 
@@ -22,7 +22,7 @@ async def get_model(request: web.Request) -> web.Response:
     for model in await gw.public_models():
         if str(model["id"]).lower() == wanted:
             return json_response(model)
-    raise not_found(f"The model '{request.match_info['model']}' does not exist", "model_not_found")
+    raise not_found(f"The model {shown(request.match_info['model'])} does not exist", "model_not_found")
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -5,14 +5,19 @@
 - ``file`` events with an ``inline_ref`` are resolved where the text writes ``![name][ref]``
   (rewritten to ``![name](url)``, also when the reference is split across events); files no
   text refers to, and files without a ref, become :class:`FileDelta`\\s so no output is lost.
+  Only http(s) file URLs are relayed (escaped for Markdown); others are dropped with a warning.
 - ``json`` events carrying OpenAI chunks give their content, reasoning, tool-call deltas,
-  usage and finish reason.
+  usage and finish reason. Usage counts are taken only as whole numbers from 0 to
+  :data:`USAGE_MAX` (else the gateway counts itself); tool calls get the gateway's own
+  indexes 0, 1, ... in order of appearance, whatever index the bot gave.
 - ``error`` becomes a :class:`Failure`; ``done`` an :class:`End`; ``meta`` and
   ``suggested_reply`` are dropped.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 from . import poe_events as pe
@@ -26,10 +31,23 @@ from .deltas import (
     TextDelta,
     ToolCallDelta,
     UsageDelta,
+    markdown_url,
 )
 from .errors import upstream
 from .ids import call_id
 from .upstream_errors import from_event
+
+log = logging.getLogger("poe2openai.poe")
+
+USAGE_MAX = 10**9  # tokens: more than any context; larger (or negative) counts are not believed
+_REF = re.compile(r"[A-Za-z0-9_-]{1,64}")  # Poe's refs are 8 letters and digits
+ID_MAX = 256  # characters of a bot's tool-call id; a longer one is replaced by ours
+
+
+def _count(value: object) -> int | None:
+    if type(value) is int and 0 <= value <= USAGE_MAX:
+        return value
+    return None
 
 
 class PoeToDeltas:
@@ -39,12 +57,12 @@ class PoeToDeltas:
 
     def __init__(self, bot: str) -> None:
         self.bot = bot
-        self._files: dict[str, pe.File] = {}  # inline_ref -> file
+        self._files: dict[str, tuple[pe.File, str]] = {}  # inline_ref -> (file, its escaped URL)
         self._used_refs: set[str] = set()
         self._held = ""  # tail that may be the start of "[ref]"
         self._max_ref = 0
         self._finish = "stop"
-        self._tool_ids: dict[int, str] = {}
+        self._tool_ids: dict[int, tuple[int, str]] = {}  # the bot's index -> (our index, id)
 
     def feed(self, events: list[pe.PoeEvent]) -> list[Delta]:
         """Convert one batch of events."""
@@ -63,10 +81,19 @@ class PoeToDeltas:
                     out.append(TextDelta(text))
             elif kind is pe.File:
                 assert isinstance(ev, pe.File)
-                if ev.inline_ref is None:
+                url = markdown_url(ev.url)
+                if url is None:
+                    scheme = ev.url.partition(":")[0][:20] if ":" in ev.url else "no scheme"
+                    log.warning(
+                        "%s sent a file with a %r URL (%d characters); only http(s) files are relayed",
+                        self.bot,
+                        scheme,
+                        len(ev.url),
+                    )
+                elif ev.inline_ref is None or not _REF.fullmatch(ev.inline_ref):
                     out.append(FileDelta(ev.url, ev.name, ev.content_type))
                 else:
-                    self._files[ev.inline_ref] = ev
+                    self._files[ev.inline_ref] = (ev, url)
                     self._max_ref = max(self._max_ref, len(ev.inline_ref))
             elif kind is pe.Json:
                 assert isinstance(ev, pe.Json)
@@ -83,7 +110,7 @@ class PoeToDeltas:
         if self._held:
             out.append(TextDelta(self._held))
             self._held = ""
-        for ref, f in self._files.items():
+        for ref, (f, _) in self._files.items():
             if ref not in self._used_refs:
                 out.append(FileDelta(f.url, f.name, f.content_type))
 
@@ -102,10 +129,10 @@ class PoeToDeltas:
     def _resolve(self, text: str) -> str:
         text = self._held + text
         self._held = ""
-        for ref, f in self._files.items():
+        for ref, (_, url) in self._files.items():
             token = f"[{ref}]"
             if token in text:
-                text = text.replace(token, f"({f.url})")
+                text = text.replace(token, f"({url})")
                 self._used_refs.add(ref)
         cut = text.rfind("[")
         if cut >= 0 and "]" not in text[cut:] and len(text) - cut <= self._max_ref + 1:
@@ -118,8 +145,8 @@ class PoeToDeltas:
     def _json(self, data: dict[str, Any], out: list[Delta]) -> None:
         usage = data.get("usage")
         if isinstance(usage, dict):
-            p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
-            if isinstance(p, int) and isinstance(c, int):
+            p, c = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+            if p is not None and c is not None:
                 out.append(UsageDelta(p, c))
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -145,7 +172,7 @@ class PoeToDeltas:
 
     def _tool_call(self, call: dict[str, Any], pos: int, out: list[Delta]) -> None:
         index = call.get("index")
-        if not isinstance(index, int):
+        if type(index) is not int:
             index = pos  # some providers omit index; keep calls of one chunk apart
         fn = call.get("function")
         fn = fn if isinstance(fn, dict) else {}
@@ -153,9 +180,12 @@ class PoeToDeltas:
         args = fn.get("arguments")
         args = args if isinstance(args, str) else ""
         raw_id = call.get("id")
-        new = index not in self._tool_ids
-        if new:
+        known = self._tool_ids.get(index)
+        if known is None:
             if not name:
                 return  # a call must start with its name; fragments without one are dropped
-            self._tool_ids[index] = raw_id if isinstance(raw_id, str) and raw_id else call_id()
-        out.append(ToolCallDelta(index, self._tool_ids[index] if new else None, name if new else None, args))
+            ours = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= ID_MAX else call_id()
+            self._tool_ids[index] = (len(self._tool_ids), ours)
+            out.append(ToolCallDelta(len(self._tool_ids) - 1, ours, name, args))
+        else:
+            out.append(ToolCallDelta(known[0], None, None, args))

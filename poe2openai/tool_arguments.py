@@ -3,13 +3,43 @@
 from __future__ import annotations
 
 import html
+import math
 import re
 from typing import Any
 
 import orjson
 
+from .chat_request import too_deep
+
 _FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+# ASCII only: int() and float() also take "١٢", "1_000", " inf" and "nan"
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson can write
+_DIGITS_MAX = 20  # longer integer texts are outside that range anyway (and int() stops at 4300)
+
+
+def _integer(text: str) -> int | None:
+    if not _INTEGER.fullmatch(text) or len(text.lstrip("+-").lstrip("0")) > _DIGITS_MAX:
+        return None
+    value = int(text)
+    return value if _INT_MIN <= value <= _INT_MAX else None
+
+
+def _number(text: str) -> float | None:
+    if not _NUMBER.fullmatch(text):
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def _loads(text: str) -> Any:
+    """``orjson.loads``, or ``ValueError`` for what is not JSON or nests too deep to write back."""
+    value = orjson.loads(text)
+    if too_deep(value):
+        raise ValueError("nested too deep")
+    return value
 
 
 def parse_json_arguments(text: str) -> dict[str, Any] | None:
@@ -24,8 +54,8 @@ def parse_json_arguments(text: str) -> dict[str, Any] | None:
         s = m.group(1).strip()
     for candidate in (s, _TRAILING_COMMA.sub(r"\1", s), html.unescape(s)):
         try:
-            value = orjson.loads(candidate)
-        except orjson.JSONDecodeError:
+            value = _loads(candidate)
+        except ValueError:  # orjson.JSONDecodeError included
             continue
         if isinstance(value, dict):
             return value
@@ -59,21 +89,19 @@ def coerce(value: str, schema: Any) -> Any:
         if t == "string":
             return raw
         if t == "integer":
-            try:
-                return int(stripped)
-            except ValueError:
-                try:
-                    f = float(stripped)
-                except ValueError:
-                    continue
-                if f.is_integer():
-                    return int(f)
+            i = _integer(stripped)
+            if i is not None:
+                return i
+            f = _number(stripped)
+            if f is not None and f.is_integer() and _INT_MIN <= f <= _INT_MAX:
+                return int(f)
         elif t == "number":
-            try:
-                f = float(stripped)
-            except ValueError:
-                continue
-            return int(f) if f.is_integer() and "." not in stripped and "e" not in stripped.lower() else f
+            i = _integer(stripped)
+            if i is not None:
+                return i
+            f = _number(stripped)
+            if f is not None:
+                return f
         elif t == "boolean":
             low = stripped.lower()
             if low in ("true", "yes", "1"):
@@ -90,8 +118,8 @@ def coerce(value: str, schema: Any) -> Any:
                 s = m.group(1).strip()
             for candidate in (s, _TRAILING_COMMA.sub(r"\1", s)):
                 try:
-                    parsed = orjson.loads(candidate)
-                except orjson.JSONDecodeError:
+                    parsed = _loads(candidate)
+                except ValueError:
                     continue
                 if (t == "array" and isinstance(parsed, list)) or (t == "object" and isinstance(parsed, dict)):
                     return parsed

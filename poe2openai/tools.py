@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .chat_request import ChatRequest
-from .errors import bad_request
+from .chat_request import ChatRequest, check_nesting
+from .errors import bad_request, shown
 
-_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
 
@@ -52,16 +52,16 @@ def _tool(raw: Any, i: int) -> ToolSpec:
         raise bad_request(f"{where} must be an object", where)
     kind = raw.get("type", "function")
     if kind != "function":
-        raise bad_request(f"{where}.type must be 'function' (got {kind!r})", f"{where}.type")
+        raise bad_request(f"{where}.type must be 'function' (got {shown(kind)})", f"{where}.type")
     fn = raw.get("function")
     if not isinstance(fn, dict):
         raise bad_request(f"{where}.function must be an object", f"{where}.function")
     name = fn.get("name")
     if not isinstance(name, str) or not name:
         raise bad_request(f"{where}.function.name is required", f"{where}.function.name")
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise bad_request(
-            f"{where}.function.name {name!r} may only use letters, digits, _ . : - (at most 128)",
+            f"{where}.function.name {shown(name)} may only use letters, digits, _ . : - (at most 128)",
             f"{where}.function.name",
         )
     desc = fn.get("description") or ""
@@ -72,6 +72,7 @@ def _tool(raw: Any, i: int) -> ToolSpec:
         params = EMPTY_SCHEMA
     if not isinstance(params, dict):
         raise bad_request(f"{where}.function.parameters must be a JSON schema object", f"{where}.function.parameters")
+    check_nesting(params, f"{where}.function.parameters")
     return ToolSpec(name, desc, params)
 
 
@@ -88,7 +89,9 @@ def tool_plan(req: ChatRequest) -> ToolPlan:
     by_name: dict[str, ToolSpec] = {}
     for i, t in enumerate(tools):
         if t.name in by_name:
-            raise bad_request(f"tools[{i}].function.name {t.name!r} is declared twice", f"tools[{i}].function.name")
+            raise bad_request(
+                f"tools[{i}].function.name {shown(t.name)} is declared twice", f"tools[{i}].function.name"
+            )
         by_name[t.name] = t
 
     choice, forced = "auto", None
@@ -104,12 +107,12 @@ def tool_plan(req: ChatRequest) -> ToolPlan:
             shape = '{"type": "function", "function": {"name": ...}}'
             raise bad_request(f"tool_choice must look like {shape}", "tool_choice")
         if name not in by_name:
-            raise bad_request(f"tool_choice names {name!r}, which is not in tools", "tool_choice.function.name")
+            raise bad_request(f"tool_choice names {shown(name)}, which is not in tools", "tool_choice.function.name")
         choice, forced = "named", name
     elif choice_raw is not None:
         raise bad_request("tool_choice must be a string or an object", "tool_choice")
     if choice in ("required", "named") and not tools:
-        raise bad_request(f"tool_choice {choice_raw!r} needs tools", "tool_choice")
+        raise bad_request(f"tool_choice {shown(choice if choice == 'required' else forced)} needs tools", "tool_choice")
 
     parallel_raw = raw.get("parallel_tool_calls", True)
     if parallel_raw is not None and not isinstance(parallel_raw, bool):
@@ -127,6 +130,6 @@ def _check_pairing(req: ChatRequest) -> None:
             seen.add(call.id)
         if m.role == "tool" and m.tool_call_id not in seen:
             raise bad_request(
-                f"messages[{i}].tool_call_id {m.tool_call_id!r} answers no earlier assistant tool call",
+                f"messages[{i}].tool_call_id {shown(m.tool_call_id)} answers no earlier assistant tool call",
                 f"messages[{i}].tool_call_id",
             )

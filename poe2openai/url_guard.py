@@ -148,6 +148,10 @@ def checked_url(url: str | URL, guarded: bool, base: URL | None = None) -> URL:
         raise FetchError(f"not an http(s) URL: {text!r}")
     if not host:
         raise FetchError(f"the URL has no host: {text!r}")
+    try:
+        host.encode("idna")  # empty or over-long labels would only fail when connecting
+    except UnicodeError:
+        raise FetchError(f"invalid host in {text!r}") from None
     if guarded:
         _check_host(host)
     return parsed
@@ -176,5 +180,5 @@ async def fetch(session: aiohttp.ClientSession, url: str, limit: int, guarded: b
                 return b"".join(chunks), resp.content_type or "application/octet-stream"
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             reason: Any = exc.__cause__ or exc
-            raise FetchError(str(reason) or type(exc).__name__) from None
+            raise FetchError((str(reason) or type(exc).__name__)[:200]) from None
     raise FetchError("too many redirects")

@@ -11,9 +11,11 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
+from aiohttp import web
 
 from poe2openai.data_urls import InvalidData, decode, parse_data_url, parse_link
 from poe2openai.errors import ApiError
+from poe2openai.server import start_site
 from poe2openai.settings import Settings
 from poe2openai.simulator import Simulator
 from poe2openai.upload_cache import UploadCache
@@ -377,3 +379,19 @@ async def test_generated_images_go_back_with_the_next_question(client: openai.As
     messages += [{"role": "assistant", "content": "Done."}, {"role": "user", "content": "thanks"}]
     await client.chat.completions.create(model="nano-banana", messages=messages)  # type: ignore[arg-type]
     assert all("attachments" not in m for m in sim.bodies("nano-banana")[-1]["query"])
+
+
+@pytest.mark.parametrize("target", ["http://[::1/a.png", "http://a..b/a.png", "http://a.example:99999/a.png"])
+async def test_redirects_to_malformed_urls_are_fetch_errors(target: str) -> None:
+    async def redirect(request: web.Request) -> web.Response:  # any Location, as a remote server may send
+        return web.Response(status=302, headers={"Location": target})
+
+    app = web.Application()
+    app.router.add_get("/r", redirect)
+    runner, port = await start_site(app, "127.0.0.1", 0, grace=0)
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(FetchError):
+                await fetch(session, f"http://127.0.0.1:{port}/r", 10**6, guarded=False)
+    finally:
+        await runner.cleanup()

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import orjson
 from hypothesis import given
 
 from poe2openai import poe_events as pe
-from poe2openai.deltas import RESET, Delta, End, Failure, FileDelta, ReasoningDelta, TextDelta, ToolCallDelta
+from poe2openai.deltas import (
+    RESET,
+    Delta,
+    End,
+    Failure,
+    FileDelta,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    UsageDelta,
+    file_markdown,
+    markdown_url,
+)
 from poe2openai.pipeline import Pipeline, Stage, run_all
 from poe2openai.poe_deltas import PoeToDeltas
 from poe2openai.poe_source import PoeSource
@@ -20,8 +33,6 @@ def run_sync(reads: list[bytes], bot: str, stages: list[Stage]) -> list[Delta]:
 
 
 def sse(*events: Event) -> bytes:
-    import orjson
-
     return b"".join(b"event: " + e.name.encode() + b"\ndata: " + orjson.dumps(e.data) + b"\n\n" for e in events)
 
 
@@ -124,3 +135,78 @@ def test_empty_texts_are_dropped() -> None:
 def test_feed_directly() -> None:
     stage = PoeToDeltas("bot")
     assert stage.feed([pe.Meta({}), pe.SuggestedReply("x"), pe.Text("a")]) == [TextDelta("a")]
+
+
+def _file(url: str, name: str = "a.png", ref: str | None = None, kind: str = "image/png") -> Event:
+    return Event("file", {"url": url, "content_type": kind, "name": name, "inline_ref": ref})
+
+
+def test_only_http_file_urls_are_relayed() -> None:
+    body = sse(
+        _file("javascript:alert(document.cookie)"),
+        _file("data:text/html,<script>alert(1)</script>", "b.html", kind="text/html"),
+        _file("JavaScript:alert(1)", ref="abc12345"),
+        _file(" https://cdn/lead.png"),  # not an http URL as written
+        _file("https://[::1/broken.png"),
+        _file("https:///no-host.png"),
+        text("![a.png][abc12345]"),
+        _file("HTTPS://cdn/ok.png", "ok.png"),
+        DONE,
+    )
+    out = run_sync([body], "b", [])
+    assert out == [TextDelta("![a.png][abc12345]"), FileDelta("HTTPS://cdn/ok.png", "ok.png", "image/png"), End()]
+
+
+def test_inline_ref_urls_are_escaped_for_markdown() -> None:
+    body = sse(_file("https://cdn/a b)(c<d>\"e'\\f%g%20.png", ref="abcdefgh"), text("![x][abcdefgh]"), DONE)
+    assert contents(run_sync([body], "b", [])) == "![x](https://cdn/a%20b%29%28c%3Cd%3E%22e%27%5Cf%25g%20.png)"
+
+
+def test_odd_inline_refs_are_plain_files() -> None:
+    for ref in ("a](javascript:x)", "x" * 65):
+        out = run_sync([sse(_file("https://cdn/a.png", ref=ref), text(f"[{ref}]"), DONE)], "b", [])
+        assert out == [FileDelta("https://cdn/a.png", "a.png", "image/png"), TextDelta(f"[{ref}]"), End()]
+
+
+def test_file_markdown_escapes_names_and_urls() -> None:
+    assert file_markdown(FileDelta("https://cdn/x).png", "a]b[c\nd<e>`f\\", "image/png")) == (
+        "![a\\]b\\[c d\\<e\\>\\`f\\\\](https://cdn/x%29.png)"
+    )
+    assert file_markdown(FileDelta("https://cdn/r.csv", "r.csv", "text/csv")) == "[r.csv](https://cdn/r.csv)"
+    assert file_markdown(FileDelta("javascript:alert(1)", "a.png", "image/png")) == ""
+    assert file_markdown(FileDelta("https://cdn/a.png", "z" * 1000, "image/png")).count("z") == 200
+    assert markdown_url("https://cdn/ünï.png?q=1&r=[2]#frag") == "https://cdn/%C3%BCn%C3%AF.png?q=1&r=[2]#frag"
+    assert markdown_url("data:image/png;base64,AAAA") is None
+
+
+def test_bot_usage_only_as_sane_whole_numbers() -> None:
+    stage = PoeToDeltas("b")
+    good = [pe.Json({"usage": {"prompt_tokens": 3, "completion_tokens": 10**9}})]
+    assert stage.feed(good) == [UsageDelta(3, 10**9)]
+    for p, c in ((2**64 - 1, 1), (-5, 3), (True, 3), (3, 10**9 + 1), (3.0, 4), ("3", 4), (None, 4)):
+        assert stage.feed([pe.Json({"usage": {"prompt_tokens": p, "completion_tokens": c}})]) == []
+
+
+def test_tool_call_indexes_are_ours() -> None:
+    def chunk(call: dict[str, object]) -> pe.Json:
+        return pe.Json({"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]})
+
+    stage = PoeToDeltas("b")
+    out = stage.feed(
+        [
+            chunk({"index": -3, "id": 7, "function": {"name": "f", "arguments": "{"}}),
+            chunk({"index": 2**64 - 1, "id": "i" * 257, "function": {"name": "g", "arguments": ""}}),
+            chunk({"index": -3, "function": {"arguments": "}"}}),
+            chunk({"index": True, "id": "call_ok", "function": {"name": "h", "arguments": ""}}),
+            chunk({"index": 2**64 - 1, "function": {"arguments": "{}"}}),
+        ]
+    )
+    assert [(d.index, d.name, d.arguments) for d in out if isinstance(d, ToolCallDelta)] == [
+        (0, "f", "{"),
+        (1, "g", ""),
+        (0, None, "}"),
+        (2, "h", ""),
+        (1, None, "{}"),
+    ]
+    ids = [d.id for d in out if isinstance(d, ToolCallDelta) and d.id]
+    assert ids[2] == "call_ok" and all(i.startswith("call_") and len(i) < 100 for i in ids)

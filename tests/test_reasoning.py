@@ -65,6 +65,16 @@ def test_suffixes() -> None:
     assert params_for("gpt-5", {"reasoning_effort": "minimal"}, "high") == {"reasoning_effort": "minimal"}
 
 
+def test_suffix_digits_are_ascii_only_and_any_number_of_them_clamps() -> None:
+    for odd in ("claude-sonnet-4.5x:thinking-²", "m:thinking-٣", "m:thinking-", "m:thinking-1²"):
+        assert split_suffix(odd) == (odd, None)
+    many = "thinking-" + "9" * 5000  # past int()'s 4300 digits
+    assert split_suffix("m:" + many) == ("m", many)
+    assert params_for("claude-sonnet-4.5", {}, many) == {"thinking_budget": 30768}
+    assert params_for("claude-sonnet-4.5", {}, "thinking-" + "0" * 5000 + "12") == {"thinking_budget": 12}
+    assert params_for("claude-sonnet-4.5", {}, "thinking-0000") == {"thinking_budget": 0}
+
+
 @pytest.mark.parametrize(
     ("raw", "param"),
     [

@@ -168,3 +168,40 @@ def test_argument_helpers() -> None:
     assert coerce("1e3", {"type": "number"}) == 1000.0
     assert coerce(" yes ", {"type": "boolean"}) is True
     assert coerce("x", {"enum": ["x", "y"]}) == "x"
+
+
+@pytest.mark.parametrize(
+    ("value", "schema", "expected"),
+    [
+        ("١٢", {"type": "integer"}, "١٢"),  # int() takes Arabic-Indic digits; JSON does not
+        ("1_000", {"type": "integer"}, "1_000"),
+        ("²", {"type": "number"}, "²"),
+        ("nan", {"type": "number"}, "nan"),
+        ("inf", {"type": "number"}, "inf"),
+        ("1e400", {"type": "number"}, "1e400"),
+        ("-7", {"type": "integer"}, -7),
+        ("3.0", {"type": "integer"}, 3),
+        ("42", {"type": "number"}, 42),
+        ("4.5", {"type": "number"}, 4.5),
+        ("9" * 30, {"type": "number"}, 1e30),  # as a float: orjson cannot write that integer
+        ("9" * 30, {"type": "integer"}, "9" * 30),
+        ("9" * 5000, {"type": "integer"}, "9" * 5000),  # past int()'s 4300 digits
+        (str(2**64 - 1), {"type": "integer"}, 2**64 - 1),
+        (str(2**64), {"type": "integer"}, str(2**64)),
+    ],
+)
+def test_bot_written_numbers_are_plain_ascii_json_numbers(value: str, schema: dict[str, Any], expected: Any) -> None:
+    got = coerce(value, schema)
+    assert got == expected and type(got) is type(expected)
+    orjson.dumps(got)
+
+
+def test_a_call_too_deep_to_write_back_is_left_as_text() -> None:
+    deep = '{"a":' * 300 + "1" + "}" * 300
+    block = f"<tool_call>\n<name>get_weather</name>\n<arguments>{deep}</arguments>\n</tool_call>"
+    text, calls = extract([block])
+    assert calls == [] and text == block
+    xml = f'<invoke name="get_weather"><parameter name="extra">{deep}</parameter></invoke>'
+    text, calls = extract([xml])  # the parameter stays the bot's text
+    assert calls == [(0, "get_weather", {"extra": deep})]
+    assert parse_json_arguments('{"a":' * 100 + "1" + "}" * 100) is not None

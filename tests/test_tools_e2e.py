@@ -178,6 +178,7 @@ async def test_no_tools_means_no_extraction(client: openai.AsyncOpenAI, sim: Sim
     [
         ({"tools": {"a": 1}}, "tools"),
         ({"tools": [{"type": "function", "function": {}}]}, "tools[0].function.name"),
+        ({"tools": [{"type": "function", "function": {"name": "get_weather\n"}}]}, "tools[0].function.name"),
         (
             {"tools": [WEATHER_TOOL], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
             "tool_choice.function.name",
