@@ -53,6 +53,15 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CORS_ALLOW_ORIGINS", "*", "comma-separated origins allowed by CORS, or *"),
     Variable("SHUTDOWN_GRACE_SECONDS", "30", "how long open streams may finish on SIGTERM"),
     Variable("ALLOW_PRIVATE_URLS", "false", "let the gateway fetch URLs on private networks"),
+    Variable(
+        "KEEPALIVE_TIMEOUT_SECONDS",
+        "20",
+        "close a connection idle this long, or whose request headers have not all arrived by then",
+    ),
+    Variable("REQUEST_BODY_TIMEOUT_SECONDS", "60", "a request body must arrive within this time (408 otherwise)"),
+    Variable(
+        "MAX_COMPRESSION_RATIO", "100", "a gzip/deflate body may inflate to this many times its size (past 1 MiB)"
+    ),
 )
 
 
@@ -77,6 +86,9 @@ class Settings:
     cors_allow_origins: tuple[str, ...] = ("*",)
     shutdown_grace_seconds: float = 30.0
     allow_private_urls: bool = False
+    keepalive_timeout_seconds: float = 20.0
+    request_body_timeout_seconds: float = 60.0
+    max_compression_ratio: float = 100.0
 
     @property
     def uses_default_password(self) -> bool:
@@ -106,6 +118,13 @@ def _float(name: str, raw: str, minimum: float) -> float:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
     if value != value or value < minimum:
         raise SettingsError(f"{name}={raw!r} must be at least {minimum:g}")
+    return value
+
+
+def _positive(name: str, raw: str) -> float:
+    value = _float(name, raw, 0)
+    if value == 0:
+        raise SettingsError(f"{name}={raw!r} must be more than 0")
     return value
 
 
@@ -171,6 +190,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         cors_allow_origins=get("CORS_ALLOW_ORIGINS", _origins),
         shutdown_grace_seconds=get("SHUTDOWN_GRACE_SECONDS", lambda n, r: _float(n, r, 0)),
         allow_private_urls=get("ALLOW_PRIVATE_URLS", _bool),
+        keepalive_timeout_seconds=get("KEEPALIVE_TIMEOUT_SECONDS", _positive),
+        request_body_timeout_seconds=get("REQUEST_BODY_TIMEOUT_SECONDS", _positive),
+        max_compression_ratio=get("MAX_COMPRESSION_RATIO", lambda n, r: _float(n, r, 1)),
     )
 
 
