@@ -1,4 +1,4 @@
-# poe2openai: docker build -t poe2openai . && docker run -p 8080:8080 -v ./data:/data poe2openai
+# poe2openai: docker build -t poe2openai . && docker run -p 8080:8080 --ulimit nofile=65536:65536 -v ./data:/data poe2openai
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

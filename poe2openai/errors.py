@@ -5,6 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+MAX_MESSAGE = 1000  # characters of a message or param; no error sends megabytes back
+
+
+def _cut(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_MESSAGE:
+        return text
+    return f"{text[:MAX_MESSAGE]}… ({len(text) - MAX_MESSAGE} characters cut)"
+
 
 class ApiError(Exception):
     """An error answered to the client with ``status`` and OpenAI's error body."""
@@ -20,11 +28,12 @@ class ApiError(Exception):
         headers: Mapping[str, str] | None = None,
         retryable: bool = False,
     ) -> None:
+        message = _cut(message) or ""
         super().__init__(message)
         self.status = status
         self.message = message
         self.type = type
-        self.param = param
+        self.param = _cut(param)
         self.code = code
         self.headers: dict[str, str] = dict(headers or {})
         # Whether one more attempt upstream may succeed (used before the first byte only).

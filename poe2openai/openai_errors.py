@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from .errors import ApiError
-from .http_io import json_response
+from .http_io import error_json
 
 
 def error_body(err: ApiError) -> dict[str, Any]:
@@ -17,4 +17,4 @@ def error_body(err: ApiError) -> dict[str, Any]:
 
 def error_response(err: ApiError) -> web.Response:
     """The error as a response, with its status and headers (``retry-after``, say)."""
-    return json_response(error_body(err), err.status, err.headers)
+    return error_json(error_body(err), err)

@@ -56,6 +56,15 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("POE_IDLE_TIMEOUT_SECONDS", "300", "longest Poe may go without an event before the answer fails"),
     Variable("REQUEST_TIMEOUT_SECONDS", "1800", "longest one request may take, queueing and streaming included"),
     Variable("MAX_RESPONSE_SIZE", "67108864", "longest answer (characters) a request that is not streamed may get"),
+    Variable(
+        "KEEPALIVE_TIMEOUT_SECONDS",
+        "20",
+        "close a connection idle this long, or whose request headers have not all arrived by then",
+    ),
+    Variable("REQUEST_BODY_TIMEOUT_SECONDS", "60", "a request body must arrive within this time (408 otherwise)"),
+    Variable(
+        "MAX_COMPRESSION_RATIO", "100", "a gzip/deflate body may inflate to this many times its size (past 1 MiB)"
+    ),
 )
 
 
@@ -83,6 +92,9 @@ class Settings:
     poe_idle_timeout_seconds: float = 300.0
     request_timeout_seconds: float = 1800.0
     max_response_size: int = 67108864
+    keepalive_timeout_seconds: float = 20.0
+    request_body_timeout_seconds: float = 60.0
+    max_compression_ratio: float = 100.0
 
     @property
     def uses_default_password(self) -> bool:
@@ -112,6 +124,13 @@ def _float(name: str, raw: str, minimum: float) -> float:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
     if value != value or value < minimum:
         raise SettingsError(f"{name}={raw!r} must be at least {minimum:g}")
+    return value
+
+
+def _positive(name: str, raw: str) -> float:
+    value = _float(name, raw, 0)
+    if value == 0:
+        raise SettingsError(f"{name}={raw!r} must be more than 0")
     return value
 
 
@@ -180,6 +199,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         poe_idle_timeout_seconds=get("POE_IDLE_TIMEOUT_SECONDS", lambda n, r: _float(n, r, 0.1)),
         request_timeout_seconds=get("REQUEST_TIMEOUT_SECONDS", lambda n, r: _float(n, r, 1)),
         max_response_size=get("MAX_RESPONSE_SIZE", lambda n, r: _int(n, r, 1)),
+        keepalive_timeout_seconds=get("KEEPALIVE_TIMEOUT_SECONDS", _positive),
+        request_body_timeout_seconds=get("REQUEST_BODY_TIMEOUT_SECONDS", _positive),
+        max_compression_ratio=get("MAX_COMPRESSION_RATIO", lambda n, r: _float(n, r, 1)),
     )
 
 

@@ -60,7 +60,7 @@ async def start_gateway() -> AsyncIterator[Callable[[Settings], Any]]:
 
     async def start(settings: Settings) -> Running:
         app = create_app(settings)
-        runner, port = await start_site(app, "127.0.0.1", 0, grace=settings.shutdown_grace_seconds)
+        runner, port = await start_site(app, "127.0.0.1", 0, grace=settings.shutdown_grace_seconds, settings=settings)
         runners.append(runner)
         return Running(f"http://127.0.0.1:{port}", app, runner)
 
