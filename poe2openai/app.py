@@ -55,6 +55,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return resp
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
+        sent = info(request).sent
+        if sent is not None:
+            # headers already went out: a second status line would corrupt the connection
+            return sent
         return error_response(ApiError(500, "Internal error in the gateway", type="api_error", code="internal_error"))
 
 
@@ -142,7 +146,9 @@ def create_app(settings: Settings) -> web.Application:
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
         # the headers every response carries, streams included, set in one place
-        response.headers["X-Request-Id"] = info(request).request_id
+        facts = info(request)
+        facts.sent = response
+        response.headers["X-Request-Id"] = facts.request_id
         add_cors_headers(request, response, settings.cors_allow_origins)
 
     app.on_response_prepare.append(on_prepare)

@@ -80,11 +80,6 @@ class ModelCatalog:
         self._fetched_at = float("-inf")
         self._inflight: asyncio.Future[list[ModelInfo]] | None = None
 
-    @property
-    def cached(self) -> list[ModelInfo] | None:
-        """The last good list, if any."""
-        return self._models
-
     def lookup(self, name: str) -> ModelInfo | None:
         """The model called ``name`` (any case), from the cached list only."""
         return self._index.get(name.lower())

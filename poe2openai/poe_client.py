@@ -103,9 +103,4 @@ async def _bounded_body(resp: aiohttp.ClientResponse) -> bytes:
         resp.release()
 
 
-def close_quietly(resp: aiohttp.ClientResponse) -> None:
-    """Drop an upstream response now; closing the connection stops Poe's work."""
-    resp.close()
-
-
-__all__ = ["ApiError", "PoeClient", "close_quietly", "new_session"]
+__all__ = ["ApiError", "PoeClient", "new_session"]

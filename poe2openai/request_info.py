@@ -17,6 +17,7 @@ class RequestInfo:
     model: str | None = None
     ttft_ms: float | None = None
     usage: Usage | None = None
+    sent: web.StreamResponse | None = None  # the response whose headers went out
 
 
 INFO = web.RequestKey("info", RequestInfo)

@@ -254,6 +254,7 @@ class Simulator:
         self.model_list_calls = 0
         self.model_list_fail = False
         self.upload_fail: tuple[int, str] | None = None
+        self.upload_fail_next: list[tuple[int, str]] = []  # failures for the next uploads, one each
         self.refuse_download_url = False  # answer download_url uploads as Poe does for links it cannot fetch
         self.open_streams = 0
         self.cancelled_streams = 0
@@ -437,6 +438,9 @@ class Simulator:
                 dict(request.headers),
             )
         )
+        if self.upload_fail_next:
+            status, reason = self.upload_fail_next.pop(0)
+            return web.Response(status=status, text=reason)
         if self.upload_fail is not None:
             return web.Response(status=self.upload_fail[0], text=self.upload_fail[1])
         if content is None and self.refuse_download_url:

@@ -11,7 +11,6 @@ from .chat_request import ChatRequest, check_nesting
 from .errors import bad_request, shown
 
 _NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
-EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +68,7 @@ def _tool(raw: Any, i: int) -> ToolSpec:
         raise bad_request(f"{where}.function.description must be a string", f"{where}.function.description")
     params = fn.get("parameters")
     if params is None:
-        params = EMPTY_SCHEMA
+        params = {"type": "object", "properties": {}}  # a fresh one: the spec may be changed later
     if not isinstance(params, dict):
         raise bad_request(f"{where}.function.parameters must be a JSON schema object", f"{where}.function.parameters")
     check_nesting(params, f"{where}.function.parameters")

@@ -37,8 +37,6 @@ class UploadCache(Generic[V]):
         self._entries: OrderedDict[str, _Entry[V]] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[tuple[V, int]]] = {}
         self.size = 0
-        self.hits = 0
-        self.misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -76,11 +74,9 @@ class UploadCache(Generic[V]):
         """The cached value, or the result of one shared ``make()`` (value, size) for all callers."""
         found = self.get(key)
         if found is not None:
-            self.hits += 1
             return found
         task = self._inflight.get(key)
         if task is None:
-            self.misses += 1
             task = asyncio.ensure_future(self._make(key, make))
             task.add_done_callback(_retrieve)
             self._inflight[key] = task

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -68,7 +69,6 @@ class Uploader:
         self.cache = cache
         self.limit = limit
         self.guarded = guarded
-        self.uploads = 0  # uploads actually sent to Poe
 
     async def prepare(self, messages: list[Message], key: str) -> dict[int, list[PoeAttachment]]:
         """Upload every attachment of the conversation; message index → its attachments."""
@@ -99,12 +99,13 @@ class Uploader:
                 kind = "api_error"
             raise ApiError(exc.status, f"{a.param}: {exc}", type=kind, param=a.param, code=exc.code) from None
 
-    async def _post(self, key: str, data: aiohttp.FormData | dict[str, str]) -> tuple[int, bytes]:
-        self.uploads += 1
+    async def _post(self, key: str, make: Callable[[], aiohttp.FormData | dict[str, str]]) -> tuple[int, bytes]:
+        """POST to Poe's upload endpoint, retrying once; ``make`` builds the form afresh each
+        time (aiohttp before 3.12 refuses to send one ``FormData`` twice)."""
         for attempt in (0, 1):
             try:
                 async with self.session.post(
-                    self.upload_url, data=data, headers={"Authorization": key}, timeout=UPLOAD_TIMEOUT
+                    self.upload_url, data=make(), headers={"Authorization": key}, timeout=UPLOAD_TIMEOUT
                 ) as resp:
                     body = await resp.content.read(64 * 1024)
                     if resp.status >= 500 and attempt == 0:
@@ -149,13 +150,16 @@ class Uploader:
         return await self._upload_bytes(data, inline.mime, inline.name, key)
 
     async def _upload_bytes(self, data: bytes, mime: str, name: str, key: str) -> tuple[Uploaded, int]:
-        form = aiohttp.FormData()
-        form.add_field("file", data, filename=name, content_type=mime)
+        def form() -> aiohttp.FormData:
+            fd = aiohttp.FormData()
+            fd.add_field("file", data, filename=name, content_type=mime)
+            return fd
+
         up, _ = self._result(*await self._post(key, form))
         return Uploaded(up.url, up.content_type or mime), len(data)
 
     async def _upload_link(self, link: Link, key: str) -> tuple[Uploaded, int]:
-        status, body = await self._post(key, {"download_url": link.url, "download_filename": link.name})
+        status, body = await self._post(key, lambda: {"download_url": link.url, "download_filename": link.name})
         if status == 200 or status in (401, 403):
             up, size = self._result(status, body)
             return up, size or NOMINAL_LINK_SIZE

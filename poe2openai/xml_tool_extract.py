@@ -172,11 +172,6 @@ class XmlToolExtractor:
         # what may follow a <tool_call> opener in a real call
         self._starts = ("<name>", "<invoke", "{", "<![CDATA[", "```", *(f"<{n}>" for n in self._tools))
 
-    @property
-    def calls(self) -> int:
-        """How many calls were extracted so far."""
-        return self._calls
-
     def feed(self, batch: list[Delta]) -> list[Delta]:
         """Extract from one batch."""
         out: list[Delta] = []

@@ -395,3 +395,18 @@ async def test_redirects_to_malformed_urls_are_fetch_errors(target: str) -> None
                 await fetch(session, f"http://127.0.0.1:{port}/r", 10**6, guarded=False)
     finally:
         await runner.cleanup()
+
+
+async def test_an_upload_that_fails_once_with_a_5xx_is_sent_again_whole(
+    client: openai.AsyncOpenAI, sim: Simulator
+) -> None:
+    sim.upload_fail_next = [(503, "busy")]
+    r = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": [{"type": "text", "text": "x"}, image_part(PNG_URL)]}],
+    )
+    assert r.choices[0].message.content
+    # both attempts carried the whole file
+    assert [u.body["size"] for u in sim.uploads] == [len(PNG), len(PNG)]
+    (att,) = attachments_of(sim.bodies("gpt-4o-mini")[-1])[0]
+    assert "/base/image/" in att["url"]

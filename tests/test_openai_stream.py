@@ -120,3 +120,12 @@ def test_files_as_markdown() -> None:
         ]
     )
     assert deltas_of(fr, "content") == "Here\n\n![a.png](https://c/a.png)\n\n[r.csv](https://c/r.csv)"
+
+
+def test_replace_after_a_long_answer_restates_in_full_with_bounded_memory() -> None:
+    replay = ResetReplay(keep=10)
+    out = replay.feed([TextDelta("0123456789"), TextDelta("abc")])
+    assert out == [TextDelta("0123456789"), TextDelta("abc")]
+    assert replay._text.parts is None  # past the bound nothing more is kept
+    assert replay.feed([RESET, TextDelta("new"), TextDelta(" answer")]) == [TextDelta("\n\nnew"), TextDelta(" answer")]
+    assert replay.feed([RESET, TextDelta("new answer!")]) == [TextDelta("!")]  # short again: compared
