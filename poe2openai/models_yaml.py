@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import tempfile
+import re
+import secrets
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,10 +39,20 @@ from typing import Any
 
 import yaml
 
+CONFIG_LABEL = "models.yaml"  # how the page and API name the file (its path is the operator's business)
 TOOL_MODES = ("xml", "native", "auto")
 _TOP_KEYS = ("enable", "models", "custom_models", "api_token", "use_v1_api")
 _MODEL_KEYS = ("enable", "mapping", "replace_response", "tool_mode", "reasoning_flags")
 _CUSTOM_KEYS = ("id", "owned_by", "created")
+
+YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when PyYAML was built with it
+YAML_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+# Temp files of a save (``.models.yaml.<hex>.tmp``, ``.models.yaml.bak.<hex>.tmp``) and of
+# earlier versions (``tempfile.mkstemp(prefix=".models.yaml.")``); removed at start once older
+# than this, so a save in progress in another process is left alone.
+_TEMP_NAME = re.compile(r"\.models\.yaml(?:\.bak)?\.[0-9a-f]{12}\.tmp|\.models\.yaml\.[a-z0-9_]{8}")
+STALE_TEMP_SECONDS = 600.0
 
 
 class ConfigError(ValueError):
@@ -222,93 +233,222 @@ def as_plain(cfg: ModelsConfig) -> dict[str, Any]:
 
 def dump_config(cfg: ModelsConfig) -> str:
     """YAML text with a stable key order."""
-    text: str = yaml.safe_dump(as_plain(cfg), sort_keys=False, allow_unicode=True, default_flow_style=False)
+    text: str = yaml.dump(
+        as_plain(cfg), Dumper=YAML_DUMPER, sort_keys=False, allow_unicode=True, default_flow_style=False
+    )
     return text
 
 
-class ConfigStore:
-    """``models.yaml`` on disk: loaded lazily, reloaded when its mtime changes, saved atomically.
+def load_yaml(text: str) -> Any:
+    """Decode YAML text safely, with libyaml's parser when PyYAML has it (many times faster)."""
+    return yaml.load(text, Loader=YAML_LOADER)  # a SafeLoader: plain data only
 
-    A file that fails to load leaves the last good configuration in force and sets
-    :attr:`error` (shown by the log and the admin page) until a good version is read or saved.
+
+def _validated(data: Any) -> tuple[ModelsConfig, str]:
+    cfg = parse_config(data)
+    return cfg, dump_config(cfg)
+
+
+Stamp = tuple[int, int]  # (mtime_ns, size) of the file as read
+
+
+def _write_atomically(target: Path, data: bytes, mode: int | None) -> Stamp:
+    """Replace ``target`` by ``data`` through a synced temp file, so a crash leaves the old file
+    or the new one, never a part. ``mode``: the permissions to keep (None: a new file's, from
+    the umask). The temp file is private until its content is in place."""
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666 if mode is None else 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+            st = os.fstat(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make renames in ``folder`` durable (best effort: not every file system allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """One read of the file: what it held, or what is wrong with it."""
+
+    stamp: Stamp | None
+    config: ModelsConfig | None
+    problem: str | None = None  # "is invalid at …: …" / "is empty …"
+
+
+class ConfigStore:
+    """``models.yaml`` on disk: loaded at start, reloaded when its mtime changes, saved atomically.
+
+    Once the event loop runs, a changed file is parsed in a worker thread (one reload at a
+    time) while the configuration in force keeps answering; without a running loop (start-up,
+    scripts) it is read in place. A file that fails to load, or is empty, leaves the last good
+    configuration in force and sets :attr:`error` (shown by the log and the admin page) until a
+    good version is read or saved. Saves keep the file's permissions; at start, temp files an
+    interrupted save left behind are removed.
     """
 
     CHECK_EVERY = 1.0  # seconds between mtime checks on the request path
 
     def __init__(
-        self, directory: str, log: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        directory: str,
+        log: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        parse: Callable[[str], Any] = load_yaml,
     ) -> None:
-        self.path = Path(directory) / "models.yaml"
+        self.path = Path(directory) / CONFIG_LABEL
+        self.backup = self.path.with_name(CONFIG_LABEL + ".bak")
         self._clock = clock
+        self._parse = parse  # text to data; a parameter so tests can watch where it runs
         self._checked = float("-inf")
-        self.backup = self.path.with_name("models.yaml.bak")
         self._config = ModelsConfig()
-        self._stamp: tuple[int, int] | None = None  # (mtime_ns, size) last read, None: no file
+        self._stamp: Stamp | None = None  # last read, None: no file
         self.error: str | None = None
         self._lock = asyncio.Lock()
+        self._saves = 0  # a reload that started before the latest save must not undo it
+        self._reloading: asyncio.Task[None] | None = None
         self._log = log or (lambda _m: None)
+        self._remove_stale_temps()
         self.reload()
 
     @property
     def config(self) -> ModelsConfig:
-        """The configuration in force, re-read first if the file changed (checked once a second)."""
+        """The configuration in force; a change of the file (checked once a second) is picked up
+        in the background."""
         now = self._clock()
         if now - self._checked >= self.CHECK_EVERY:
             self._checked = now
-            self.reload()
+            if self._reloading is None and self._current_stamp() != self._stamp:
+                try:
+                    asyncio.get_running_loop()
+                except RuntimeError:
+                    self.reload()
+                else:
+                    self._start_reload()
         return self._config
 
-    def _current_stamp(self) -> tuple[int, int] | None:
+    async def refresh(self) -> ModelsConfig:
+        """The configuration as the file is now: waits for a reload in flight, then reads the
+        file once more if it changed since (in a worker thread)."""
+        for _ in range(2):
+            task = self._reloading
+            if task is None:
+                if self._current_stamp() == self._stamp:
+                    break
+                task = self._start_reload()
+            await asyncio.shield(task)  # a client going away must not stop the shared reload
+        return self._config
+
+    def reload(self) -> None:
+        """Re-read the file here and now if it changed since the last read (not for the event
+        loop: a large file takes long to parse)."""
+        if self._current_stamp() != self._stamp:
+            self._apply(self._read())
+
+    def _start_reload(self) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._reload_in_thread(self._saves))
+        self._reloading = task
+        return task
+
+    async def _reload_in_thread(self, saves: int) -> None:
+        try:
+            result = await asyncio.to_thread(self._read)
+            if saves == self._saves:
+                self._apply(result)
+        finally:
+            self._reloading = None
+
+    def _current_stamp(self) -> Stamp | None:
         try:
             st = self.path.stat()
         except FileNotFoundError:
             return None
         return (st.st_mtime_ns, st.st_size)
 
-    def reload(self) -> None:
-        """Re-read the file if it changed since the last read."""
-        stamp = self._current_stamp()
-        if stamp == self._stamp:
-            return
-        self._stamp = stamp
+    def _read(self) -> _Read:
+        stamp = self._current_stamp()  # before reading: a write in between shows as a change next time
         if stamp is None:
-            self._config, self.error = ModelsConfig(), None
-            return
+            return _Read(None, ModelsConfig())
         try:
-            data = yaml.safe_load(self.path.read_text(encoding="utf-8"))
-            self._config = parse_config(data)
-            self.error = None
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigError) as exc:
+            data = self._parse(self.path.read_text(encoding="utf-8"))
+            if data is None:
+                problem = "is empty (no settings in it); write {} to clear the rules on purpose"
+                return _Read(stamp, None, problem)
+            return _Read(stamp, parse_config(data))
+        except Exception as exc:  # whatever the file holds, the gateway keeps running
             where = f" at {exc.field}" if isinstance(exc, ConfigError) and exc.field else ""
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self.error = f"{self.path} is invalid{where}: {detail}. The last good configuration stays in force."
-            self._log(self.error)
+            return _Read(stamp, None, f"is invalid{where}: {detail}")
+
+    def _apply(self, result: _Read) -> None:
+        self._stamp = result.stamp
+        if result.config is not None:
+            self._config, self.error = result.config, None
+            return
+        tail = f" {result.problem}. The last good configuration stays in force."
+        self.error = CONFIG_LABEL + tail  # the page is not told where the file lives
+        self._log(str(self.path) + tail)
 
     async def save(self, data: Any) -> ModelsConfig:
         """Validate and write ``data`` (plain JSON/YAML data); raises :class:`ConfigError`."""
-        cfg = parse_config(data)
-        text = dump_config(cfg)
+        cfg, text = await asyncio.to_thread(_validated, data)
         async with self._lock:
-            await asyncio.to_thread(self._write, text)
-            self._config = cfg
-            self.error = None
-            self._stamp = self._current_stamp()
+            stamp = await asyncio.to_thread(self._write, text)
+            self._saves += 1
+            self._config, self.error, self._stamp = cfg, None, stamp
         return cfg
 
-    def _write(self, text: str) -> None:
+    def _write(self, text: str) -> Stamp:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            shutil.copy2(self.path, self.backup)
-        fd, tmp = tempfile.mkstemp(prefix=".models.yaml.", dir=self.path.parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
+            mode: int | None = stat.S_IMODE(self.path.stat().st_mode)
+        except FileNotFoundError:
+            mode = None
+        else:
+            _write_atomically(self.backup, self.path.read_bytes(), mode)
+        stamp = _write_atomically(self.path, text.encode("utf-8"), mode)
+        _sync_folder(self.path.parent)
+        return stamp
+
+    def _remove_stale_temps(self) -> None:
+        folder = self.path.parent
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        removed: list[str] = []
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            if not _TEMP_NAME.fullmatch(entry.name):
+                continue
             try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+                st = entry.stat(follow_symlinks=False)
+                if not stat.S_ISREG(st.st_mode) or st.st_mtime > cutoff:
+                    continue  # maybe a save in progress (another process sharing the folder)
+                os.unlink(entry.path)
+            except OSError:
+                continue
+            removed.append(entry.name)
+        if removed:
+            names = ", ".join(sorted(removed))
+            self._log(f"removed {len(removed)} temporary file(s) an interrupted save left in {folder}: {names}")

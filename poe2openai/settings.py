@@ -7,7 +7,9 @@ Every variable has the name and default of the original poe2openai. A bad value 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -36,6 +38,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PORT", "8080", "port to listen on"),
     Variable("ADMIN_USERNAME", "admin", "user name for /admin"),
     Variable("ADMIN_PASSWORD", "123456", "password for /admin (change it)"),
+    Variable(
+        "ADMIN_ALLOWED_HOSTS",
+        "",
+        "comma-separated host names /admin answers to besides loopback, IP addresses and HOST",
+    ),
     Variable("MAX_REQUEST_SIZE", "1073741824", "largest request body in bytes"),
     Variable("LOG_LEVEL", "info", "debug, info, warn or error"),
     Variable("CONFIG_DIR", "./", "folder holding models.yaml"),
@@ -76,6 +83,7 @@ class Settings:
     port: int = 8080
     admin_username: str = "admin"
     admin_password: str = "123456"
+    admin_allowed_hosts: tuple[str, ...] = ()
     max_request_size: int = 1073741824
     log_level: str = "info"
     config_dir: str = "./"
@@ -167,6 +175,35 @@ def _origins(name: str, raw: str) -> tuple[str, ...]:
     return items
 
 
+_HOST_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*")
+
+
+def normalize_host(raw: str) -> str:
+    """A host name or address as the admin Host check compares it: lower case, no brackets
+    around an IPv6 address, no trailing dot."""
+    value = raw.strip().lower()
+    if value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
+    return value.removesuffix(".")
+
+
+def _hosts(name: str, raw: str) -> tuple[str, ...]:
+    items: list[str] = []
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        host = normalize_host(item)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not _HOST_NAME.fullmatch(host):
+                raise SettingsError(
+                    f"{name}={raw!r}: {item.strip()!r} is not a host name or IP address (no port, no *)"
+                ) from None
+        items.append(host)
+    return tuple(items)
+
+
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse the settings from ``environ`` (default: ``os.environ``)."""
     env = os.environ if environ is None else environ
@@ -183,6 +220,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         port=get("PORT", lambda n, r: _int(n, r, 1, 65535)),
         admin_username=env.get("ADMIN_USERNAME", defaults["ADMIN_USERNAME"]),
         admin_password=env.get("ADMIN_PASSWORD", defaults["ADMIN_PASSWORD"]),
+        admin_allowed_hosts=get("ADMIN_ALLOWED_HOSTS", _hosts),
         max_request_size=get("MAX_REQUEST_SIZE", lambda n, r: _int(n, r, 1)),
         log_level=get("LOG_LEVEL", _log_level),
         config_dir=env.get("CONFIG_DIR", defaults["CONFIG_DIR"]) or "./",

@@ -48,6 +48,8 @@ async def open_admin(browser: Any, gw: Running, **context: Any) -> Any:
     page = await ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    # a blocked script, style or fetch of the page itself would show here
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     await page.goto(gw.url + "/admin")
     await page.wait_for_selector('.row[data-id="gpt-5"]')
     page.errors = errors
@@ -65,7 +67,7 @@ async def test_curate_models_from_the_browser(browser: Any, gw: Running, sim: Si
     await page.wait_for_selector('.row[data-id="my-private-bot"]')
     assert "Unsaved" in await page.text_content("#status")
     await page.click("#save")
-    await page.wait_for_function("document.querySelector('#status').className === 'ok'")
+    await page.wait_for_selector("#status.ok")  # a selector: wait_for_function evals, which the CSP forbids
     await page.screenshot(path=str(tmp_path / "admin.png"), full_page=True)
 
     client = openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key="k", max_retries=0)
@@ -95,13 +97,13 @@ async def test_failed_save_keeps_edits_and_says_why(browser: Any, gw: Running) -
     await page.fill('.row[data-id="gpt-5"] input.mapping', "same-name")
     await page.fill('.row[data-id="gemini-2.5-pro"] input.mapping', "same-name")
     await page.click("#save")
-    await page.wait_for_function("document.querySelector('#status').className === 'error'")
+    await page.wait_for_selector("#status.error")
     assert "same-name" in await page.text_content("#status")
     assert await page.input_value('.row[data-id="gpt-5"] input.mapping') == "same-name"
     assert not await page.is_disabled("#save")
     await page.fill('.row[data-id="gemini-2.5-pro"] input.mapping', "gemini")
     await page.click("#save")
-    await page.wait_for_function("document.querySelector('#status').className === 'ok'")
+    await page.wait_for_selector("#status.ok")  # a selector: wait_for_function evals, which the CSP forbids
 
 
 async def test_chinese_text_and_phone_layout(browser: Any, gw: Running) -> None:
@@ -112,3 +114,27 @@ async def test_chinese_text_and_phone_layout(browser: Any, gw: Running) -> None:
     assert width <= 390  # no sideways scrolling on a phone
     await page.click("#lang")
     assert await page.text_content("#save") == "Save"
+
+
+async def test_content_security_policy_blocks_inline_script(browser: Any, gw: Running) -> None:
+    page = await open_admin(browser, gw)
+    ran = await page.evaluate(
+        """() => {
+            window.injected = false;
+            const s = document.createElement("script");
+            s.textContent = "window.injected = true";
+            document.body.append(s);  // an allowed inline script runs right here
+            return window.injected;
+        }"""
+    )
+    assert ran is False
+    assert any("Content Security Policy" in e for e in page.errors)
+    assert await page.text_content("#count-all") != "0"  # the page's own script did run
+
+
+async def test_an_empty_models_yaml_is_shown_in_the_banner(browser: Any, gw: Running) -> None:
+    (Path(gw.gateway.settings.config_dir) / "models.yaml").write_text("")
+    page = await open_admin(browser, gw)
+    assert await page.is_visible("#config-error")
+    text = await page.text_content("#config-error")
+    assert text.startswith("models.yaml is empty") and gw.gateway.settings.config_dir not in text

@@ -136,6 +136,7 @@ async def test_options_reach_the_simulator(client: openai.AsyncOpenAI, sim: Simu
 
 async def test_reasoning_flags_opt_in(gw: Running, sim: Simulator, client: openai.AsyncOpenAI) -> None:
     (Path(gw.gateway.settings.config_dir) / "models.yaml").write_text("models:\n  gpt-5:\n    reasoning_flags: true\n")
+    await gw.gateway.config.refresh()  # a hand edit is read in the background; wait for it
     await client.chat.completions.create(model="gpt-5:high", messages=user("Solve it"))
     msg = last_user(sim, "gpt-5")
     assert msg["content"] == "Solve it --reasoning_effort high" and "parameters" not in msg
