@@ -7,8 +7,8 @@ import asyncio
 import logging
 import sys
 
-from . import __version__
-from .settings import SettingsError, from_env, help_text
+from poe2openai import __version__
+from poe2openai.settings import SettingsError, from_env, help_text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    from .server import serve
+    from poe2openai.server.serve import serve
 
     try:
         asyncio.run(serve(settings, demo=args.demo))

@@ -88,3 +88,32 @@ def shown(value: object, limit: int = 100) -> str:
     if isinstance(value, list):
         return "a list"
     return type(value).__name__
+
+
+# JSON values the gateway re-encodes into Poe's query (tool parameters, tool-call arguments,
+# bot parameters) nest at most this deep: orjson's encoder stops at 254 levels, and the query
+# wraps them in a few levels of its own.
+MAX_NESTING = 128
+
+
+def too_deep(value: object, limit: int = MAX_NESTING) -> bool:
+    """Whether ``value`` has lists or objects nested more than ``limit`` levels (iterative)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+def check_nesting(value: object, where: str) -> None:
+    """A 400 naming ``where`` if ``value`` nests deeper than :data:`MAX_NESTING`."""
+    if too_deep(value):
+        raise bad_request(f"{where} nests deeper than {MAX_NESTING} levels", where)

@@ -12,9 +12,9 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from poe2openai.app import create_app
-from poe2openai.gateway import GATEWAY, Gateway
-from poe2openai.server import start_site
+from poe2openai.engine.gateway import GATEWAY, Gateway
+from poe2openai.server.app import create_app
+from poe2openai.server.serve import start_site
 from poe2openai.settings import Settings
 from poe2openai.simulator import Simulator
 

@@ -17,10 +17,10 @@ import pytest_asyncio
 import yaml
 from yarl import URL
 
-from poe2openai.admin import ADMIN_THROTTLE, LoginThrottle
-from poe2openai.app import create_app
-from poe2openai.models_yaml import ConfigStore
-from poe2openai.server import start_site
+from poe2openai.admin.api import ADMIN_THROTTLE, LoginThrottle
+from poe2openai.engine.models_yaml import ConfigStore
+from poe2openai.server.app import create_app
+from poe2openai.server.serve import start_site
 from poe2openai.settings import Settings, SettingsError, from_env
 from poe2openai.simulator import DONE, Event, Simulator
 

@@ -13,13 +13,13 @@ import openai
 import pytest
 from aiohttp import web
 
-from poe2openai.data_urls import InvalidData, decode, parse_data_url, parse_link
+from poe2openai.attachments.cache import UploadCache
+from poe2openai.attachments.data_urls import InvalidData, decode, parse_data_url, parse_link
+from poe2openai.attachments.url_guard import FetchError, GuardedResolver, fetch, forbidden
 from poe2openai.errors import ApiError
-from poe2openai.server import start_site
+from poe2openai.server.serve import start_site
 from poe2openai.settings import Settings
 from poe2openai.simulator import Simulator
-from poe2openai.upload_cache import UploadCache
-from poe2openai.url_guard import FetchError, GuardedResolver, fetch, forbidden
 
 from .conftest import Running
 

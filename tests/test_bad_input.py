@@ -14,9 +14,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from poe2openai.bot_parameters import bot_parameters, read_request
 from poe2openai.errors import shown
-from poe2openai.server import start_site
+from poe2openai.frontends.openai_chat.reasoning import read_request
+from poe2openai.poe.bot_parameters import bot_parameters
+from poe2openai.server.serve import start_site
 from poe2openai.settings import Settings
 from poe2openai.simulator import DONE, Event, Raw, Simulator, text
 
@@ -369,7 +370,7 @@ async def test_odd_numbers_in_poes_model_list(
 
 def test_a_huge_bound_published_by_poe_still_encodes() -> None:
     spec = [{"name": "thinking_budget", "schema": {"type": "integer", "minimum": 1e300}}]
-    out = bot_parameters(read_request({"thinking": {"budget_tokens": 100}}, None), spec)
+    out = bot_parameters(read_request({"thinking": {"budget_tokens": 100}}), spec)
     assert out == {"thinking_budget": 1e300}
     orjson.dumps(out)
 

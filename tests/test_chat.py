@@ -11,7 +11,7 @@ import openai
 import orjson
 import pytest
 
-from poe2openai import engine
+from poe2openai.engine import call as engine
 from poe2openai.settings import Settings
 from poe2openai.simulator import DONE, Cut, Event, HttpError, Simulator, Sleep, error, replace, text, texts
 

@@ -13,7 +13,8 @@ import openai
 import orjson
 import pytest
 
-from poe2openai import engine, openai_stream
+from poe2openai.engine import call as engine
+from poe2openai.frontends.openai_chat import stream as openai_stream
 from poe2openai.settings import Settings
 from poe2openai.simulator import DONE, Simulator, Sleep, text
 

@@ -20,8 +20,8 @@ import aiohttp
 import orjson
 import pytest
 
+from poe2openai.engine.http import error_response
 from poe2openai.errors import ApiError
-from poe2openai.http_io import error_response
 from poe2openai.settings import VARIABLES, Settings, SettingsError, from_env
 
 from .conftest import Running, user

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from poe2openai import models_yaml
-from poe2openai.models_yaml import ConfigError, ConfigStore, ModelRule, dump_config, parse_config
+from poe2openai.engine import models_yaml
+from poe2openai.engine.models_yaml import ConfigError, ConfigStore, ModelRule, dump_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -262,7 +262,7 @@ async def test_a_save_keeps_the_files_mode(tmp_path: Path) -> None:
 
 CRASH_DURING_SAVE = """
 import asyncio, resource, signal, sys
-from poe2openai.models_yaml import ConfigStore
+from poe2openai.engine.models_yaml import ConfigStore
 store = ConfigStore(sys.argv[1])
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 # Python ignores SIGXFSZ; restored, the process dies the moment a write passes the size limit,

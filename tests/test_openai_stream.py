@@ -6,12 +6,12 @@ from typing import Any
 
 import orjson
 
-from poe2openai.deltas import RESET, Delta, End, Failure, FileDelta, ReasoningDelta, TextDelta, ToolCallDelta
 from poe2openai.errors import ApiError
-from poe2openai.openai_stream import ChunkEncoder
-from poe2openai.pipeline import through
-from poe2openai.reset_replay import ResetReplay
-from poe2openai.usage_meter import Usage
+from poe2openai.frontends.openai_chat.stream import ChunkEncoder
+from poe2openai.pipeline.deltas import RESET, Delta, End, Failure, FileDelta, ReasoningDelta, TextDelta, ToolCallDelta
+from poe2openai.pipeline.driver import through
+from poe2openai.pipeline.reset_replay import ResetReplay
+from poe2openai.pipeline.usage import Usage
 
 
 def frames(data: bytes) -> list[Any]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import orjson
 from hypothesis import given
 
-from poe2openai import poe_events as pe
-from poe2openai.deltas import (
+from poe2openai.pipeline.deltas import (
     RESET,
     Delta,
     End,
@@ -19,9 +18,10 @@ from poe2openai.deltas import (
     file_markdown,
     markdown_url,
 )
-from poe2openai.pipeline import Pipeline, Stage, run_all
-from poe2openai.poe_deltas import PoeToDeltas
-from poe2openai.poe_source import PoeSource
+from poe2openai.pipeline.driver import Pipeline, Stage, run_all
+from poe2openai.poe import events as pe
+from poe2openai.poe.source import PoeSource
+from poe2openai.poe.to_deltas import PoeToDeltas
 from poe2openai.simulator import DONE, Event, error, replace, text
 
 from .chunking import cuts, splits

@@ -8,8 +8,10 @@ from typing import Any
 import openai
 import pytest
 
-from poe2openai.bot_parameters import ReasoningRequest, bot_parameters, read_request, split_suffix
+from poe2openai.conversation import ReasoningRequest
 from poe2openai.errors import ApiError
+from poe2openai.frontends.openai_chat.reasoning import read_request
+from poe2openai.poe.bot_parameters import apply_suffix, bot_parameters, split_suffix
 from poe2openai.simulator import MODELS, Simulator
 
 from .conftest import Running, user
@@ -18,7 +20,9 @@ PARAMS = {m["id"]: m["parameters"] for m in MODELS}
 
 
 def params_for(model: str, raw: dict[str, Any], suffix: str | None = None) -> dict[str, Any]:
-    return bot_parameters(read_request(raw, suffix), PARAMS[model])
+    asked = read_request(raw)
+    apply_suffix(asked, suffix)
+    return bot_parameters(asked, PARAMS[model])
 
 
 def test_effort_to_each_kind_of_parameter() -> None:
@@ -28,8 +32,8 @@ def test_effort_to_each_kind_of_parameter() -> None:
     assert params_for("deepseek-r1", {"reasoning_effort": "none"}) == {"enable_thinking": False}
     assert params_for("deepseek-r1", {"reasoning_effort": "low"}) == {"enable_thinking": True}
     level = [{"name": "thinking_level", "schema": {"type": "string", "enum": ["low", "high"]}}]
-    assert bot_parameters(read_request({"reasoning_effort": "medium"}, None), level) == {"thinking_level": "low"}
-    assert bot_parameters(read_request({"reasoning_effort": "minimal"}, None), level) == {"thinking_level": "low"}
+    assert bot_parameters(read_request({"reasoning_effort": "medium"}), level) == {"thinking_level": "low"}
+    assert bot_parameters(read_request({"reasoning_effort": "minimal"}), level) == {"thinking_level": "low"}
 
 
 def test_budgets_clamp_and_convert() -> None:
@@ -51,7 +55,7 @@ def test_budgets_clamp_and_convert() -> None:
 
 
 def test_unlisted_bots_get_the_names_as_given_and_unrelated_bots_nothing() -> None:
-    assert bot_parameters(read_request({"reasoning_effort": "low"}, None), None) == {"reasoning_effort": "low"}
+    assert bot_parameters(read_request({"reasoning_effort": "low"}), None) == {"reasoning_effort": "low"}
     assert params_for("gpt-4o-mini", {"reasoning_effort": "high"}) == {}
 
 
@@ -88,7 +92,7 @@ def test_suffix_digits_are_ascii_only_and_any_number_of_them_clamps() -> None:
 )
 def test_bad_values_are_400s_naming_the_field(raw: dict[str, Any], param: str) -> None:
     with pytest.raises(ApiError) as info:
-        read_request(raw, None)
+        read_request(raw)
     assert info.value.status == 400 and info.value.param == param
 
 

@@ -6,8 +6,8 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from poe2openai import poe_events as pe
-from poe2openai.sse import SSEEvent, SSEParser
+from poe2openai.poe import events as pe
+from poe2openai.poe.sse import SSEEvent, SSEParser
 
 from .chunking import cuts, splits
 

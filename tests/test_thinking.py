@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poe2openai.deltas import RESET, Delta, End, ReasoningDelta, TextDelta
-from poe2openai.thinking import ThinkingSplitter
+from poe2openai.pipeline.deltas import RESET, Delta, End, ReasoningDelta, TextDelta
+from poe2openai.pipeline.thinking import ThinkingSplitter
 
 from .chunking import cuts, every_two_way_split, splits
 

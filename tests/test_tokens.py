@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from poe2openai.tokens import count_messages, count_tokens
+from poe2openai.pipeline.tokens import count_messages, count_tokens
 
 
 def test_known_counts() -> None:

@@ -8,10 +8,10 @@ import orjson
 import pytest
 from hypothesis import given, settings
 
-from poe2openai.deltas import RESET, Delta, End, TextDelta, ToolCallDelta
-from poe2openai.tool_arguments import coerce, parse_json_arguments
-from poe2openai.tools import ToolPlan, ToolSpec
-from poe2openai.xml_tool_extract import XmlToolExtractor
+from poe2openai.conversation import ToolPlan, ToolSpec
+from poe2openai.pipeline.deltas import RESET, Delta, End, TextDelta, ToolCallDelta
+from poe2openai.tools.arguments import coerce, parse_json_arguments
+from poe2openai.tools.xml_extract import XmlToolExtractor
 
 from .chunking import cuts, every_two_way_split, splits
 

@@ -8,10 +8,10 @@ from typing import Any
 import openai
 import pytest
 
-from poe2openai.poe_events import Error
+from poe2openai.poe.events import Error
+from poe2openai.poe.upstream_errors import from_event, from_http
 from poe2openai.settings import Settings
 from poe2openai.simulator import HttpError, Simulator
-from poe2openai.upstream_errors import from_event, from_http
 
 from .conftest import Running, user
 

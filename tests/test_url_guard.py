@@ -17,10 +17,10 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.helpers import is_ip_address
 from yarl import URL
 
-from poe2openai.server import start_site
+from poe2openai.attachments.url_guard import FetchError, GuardedResolver, checked_url, fetch, guarded_socket
+from poe2openai.server.serve import start_site
 from poe2openai.settings import Settings
 from poe2openai.simulator import Simulator
-from poe2openai.url_guard import FetchError, GuardedResolver, checked_url, fetch, guarded_socket
 
 from .conftest import Running
 

@@ -1,0 +1,551 @@
+"""The call engine: one completion asked of a Poe bot, for any API dialect.
+
+A dialect's front end parses its request into a :class:`CallRequest` and renders what the
+engine produces (:class:`Frontend`); everything else is here, the same for every dialect:
+
+- the model name (public names, ``:high``/``:thinking-N`` suffixes) and the bot's parameters;
+- attachments uploaded before anything reaches Poe;
+- the global rate limit, and one retry, only while nothing reached the client (a transport
+  failure, a Poe 5xx, a retryable error event, a cut answer);
+- the pipeline: Poe's bytes → deltas → thinking split → tool extraction → stop sequences →
+  ``max_tokens``; a limit reached closes the Poe request at once;
+- streams: headers and the dialect's opening frame after a few seconds of silence, whatever
+  the wait (rate limit, uploads, Poe's headers, the first event), then keep-alives whenever
+  the stream is idle; a failure once the stream has started ends as one error frame and the
+  dialect's end marker; HTTP/1.0 clients get the stream without chunked encoding;
+- deadlines: Poe must send an event every ``POE_IDLE_TIMEOUT_SECONDS`` and finish within
+  ``REQUEST_TIMEOUT_SECONDS``;
+- server shutdown and client disconnects (the Poe request is closed either way);
+- prompt and completion tokens (counted only for requests Poe accepted, at bounded cost),
+  time to first token and usage for the request log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import web
+
+from poe2openai.conversation import CallRequest
+from poe2openai.engine.gateway import GATEWAY, Gateway, Target
+from poe2openai.engine.http import json_response
+from poe2openai.engine.request_info import info
+from poe2openai.errors import ApiError, upstream
+from poe2openai.pipeline.answer import Answer
+from poe2openai.pipeline.deltas import Delta, End, Failure, ResetDelta, UsageDelta
+from poe2openai.pipeline.driver import Pipeline, Stage
+from poe2openai.pipeline.limits import MaxTokens, StopSequences
+from poe2openai.pipeline.reset_replay import ResetReplay
+from poe2openai.pipeline.thinking import ThinkingSplitter
+from poe2openai.pipeline.tokens import count_messages, count_tokens
+from poe2openai.pipeline.usage import Usage, UsageMeter
+from poe2openai.poe.bot_parameters import apply_suffix, as_flags, bot_parameters, split_suffix
+from poe2openai.poe.query import QueryOptions, build_query, encode
+from poe2openai.poe.source import PoeSource
+from poe2openai.tools.prompt import render_messages
+from poe2openai.tools.xml_extract import XmlToolExtractor
+
+log = logging.getLogger("poe2openai.engine")
+
+SHUTTING_DOWN = ApiError(503, "The gateway is shutting down; retry shortly", type="api_error", code="shutting_down")
+INTERNAL = ApiError(500, "Internal error in the gateway", type="api_error", code="internal_error")
+RETRY_DELAY = 0.3
+BIG_TEXT = 16_000  # characters; counting more than this (a few ms) moves off the event loop
+HEADERS_AFTER = 5.0  # seconds without output before a stream commits to 200 and keeps alive
+KEEPALIVE_EVERY = 15.0
+
+
+class StreamEncoder(Protocol):
+    """A dialect's stream rendering of one answer."""
+
+    def start(self) -> bytes:
+        """The opening frame(s); sent once, before anything else."""
+        ...
+
+    def encode(self, batch: list[Delta]) -> bytes:
+        """Frames for deltas (never End or Failure); includes :meth:`start` if not yet sent."""
+        ...
+
+    def finish(self, end: End, usage: Usage | None) -> bytes:
+        """The closing frames and the end marker (``usage`` when the client asked for it)."""
+        ...
+
+    def failure(self, error: ApiError) -> bytes:
+        """One error frame and the end marker."""
+        ...
+
+    def keepalive(self) -> bytes:
+        """Bytes a client ignores and a proxy counts as traffic."""
+        ...
+
+
+class Frontend(Protocol):
+    """One API dialect, as the engine sees it."""
+
+    dialect: str
+    stream_headers: dict[str, str]
+
+    def stream_encoder(self, req: CallRequest) -> StreamEncoder:
+        """A fresh encoder for one streamed answer."""
+        ...
+
+    def aggregate(self, req: CallRequest, answer: Answer, usage: Usage) -> Any:
+        """The non-stream response body."""
+        ...
+
+    def error_response(self, error: ApiError) -> web.Response:
+        """The dialect's error response."""
+        ...
+
+
+def _only_failure(batch: list[Delta]) -> Failure | None:
+    """The failure of a batch that says nothing else (so nothing would be shown)."""
+    last = batch[-1]
+    if type(last) is Failure and all(type(d) in (ResetDelta, UsageDelta) for d in batch[:-1]):
+        assert isinstance(last, Failure)
+        return last
+    return None
+
+
+class Upstream:
+    """An open Poe answer: its response and the pipeline reading it, under deadlines."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, pipeline: Pipeline, idle: float, deadline: float) -> None:
+        self.resp = resp
+        self.pipeline = pipeline
+        self.idle = idle
+        self.deadline = deadline  # loop time
+        self.timed_out: ApiError | None = None
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._seen = 0
+        self._last_event = loop.time()
+        self._watch = loop.call_at(min(self._last_event + idle, deadline), self._check)
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        events = self.pipeline.events
+        if events != self._seen:
+            self._seen = events
+            self._last_event = now
+        if now >= self.deadline:
+            self.timed_out = upstream("The request passed the gateway's deadline", 504, "request_timeout")
+        elif now >= self._last_event + self.idle:
+            self.timed_out = upstream(f"Poe sent nothing for {self.idle:g} s", 504, "upstream_timeout")
+        else:
+            self._watch = self._loop.call_at(min(self._last_event + self.idle, self.deadline), self._check)
+            return
+        self.resp.close()  # the read in progress ends; the loop below reports the timeout
+
+    async def batches(self) -> AsyncIterator[list[Delta]]:
+        """Batches of deltas until the answer ends (always with End or Failure)."""
+        pipeline = self.pipeline
+        try:
+            async for data in self.resp.content.iter_any():
+                if self.timed_out is not None:
+                    break
+                batch = pipeline.feed(data)
+                if batch:
+                    yield batch
+                    if pipeline.finished:
+                        return
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            if self.timed_out is None:
+                log.warning("Poe stream cut: %s", type(exc).__name__)
+        batch = pipeline.fail(self.timed_out) if self.timed_out is not None else pipeline.close()
+        if batch:
+            yield batch
+
+    def close(self) -> None:
+        """Stop reading and drop the connection (Poe stops working on it)."""
+        self._watch.cancel()
+        self.resp.close()
+
+
+class _StreamOut:
+    """The client side of a stream: commit, writes, and keep-alives on a timer."""
+
+    def __init__(self, request: web.Request, encoder: StreamEncoder, headers: dict[str, str]) -> None:
+        self.request = request
+        self.encoder = encoder
+        self.response = web.StreamResponse(headers=headers)
+        if request.version >= (1, 1):
+            self.response.enable_chunked_encoding()
+        # HTTP/1.0: no chunked encoding; aiohttp then ends the body by closing the connection
+        self._loop = asyncio.get_running_loop()
+        self.last_write = self._loop.time()
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(HEADERS_AFTER, self._tick)
+        self.started = False  # the opening frame went out
+        self.gone = False  # the client went away
+
+    @property
+    def prepared(self) -> bool:
+        """Whether the status line and headers went out."""
+        return self.response.prepared
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self.gone:
+            return
+        now = self._loop.time()
+        if self._task is None:
+            if not self.response.prepared:
+                self._task = self._spawn(self._commit())
+            elif now - self.last_write >= KEEPALIVE_EVERY - 0.001:
+                self._task = self._spawn(self._send(self.encoder.keepalive()))
+        wait = max(0.05, self.last_write + KEEPALIVE_EVERY - now)
+        self._timer = self._loop.call_later(wait, self._tick)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        if self._task is task:
+            self._task = None
+        if not task.cancelled() and task.exception() is not None:
+            self.gone = True
+
+    async def _commit(self) -> None:
+        await self.response.prepare(self.request)
+        await self._send(self.encoder.start())
+        self.started = True
+
+    async def _send(self, data: bytes) -> None:
+        await self.response.write(data)
+        self.last_write = self._loop.time()
+
+    async def _settle(self) -> None:
+        """Let a keep-alive frame in progress finish before another write."""
+        task = self._task
+        if task is not None:
+            await asyncio.wait({task})
+
+    async def write(self, data: bytes) -> None:
+        """Send frames, committing to 200 first if needed."""
+        await self._settle()
+        if self.gone:
+            raise ConnectionResetError("the client went away")
+        if not self.response.prepared:
+            await self.response.prepare(self.request)
+            # from now on the timer watches for idle gaps rather than for the commit
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_later(KEEPALIVE_EVERY, self._tick)
+        await self.response.write(data)
+        self.last_write = self._loop.time()
+
+    def close(self) -> None:
+        """No more keep-alives."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._task is not None:
+            self._task.cancel()
+
+
+class Call:
+    """One request in flight, from its validated form to its last byte."""
+
+    def __init__(self, gw: Gateway, request: web.Request, req: CallRequest, frontend: Frontend, key: str) -> None:
+        self.gw = gw
+        self.request = request
+        self.req = req
+        self.frontend = frontend
+        self.key = key
+        self.started = time.perf_counter()
+        settings = gw.settings
+        loop = asyncio.get_running_loop()
+        self.deadline = loop.time() + settings.request_timeout_seconds
+        self.idle = settings.poe_idle_timeout_seconds
+        self.retries_left = 1
+        self.stopping = False
+        self.upstream: Upstream | None = None
+        self.target: Target | None = None
+        self.query = b""
+        self._prompt_texts: list[str] = []
+        self._prompt_tokens: int | None = None
+        self._counting: asyncio.Future[int] | None = None
+        self._meter: UsageMeter | None = None
+
+    # --- preparing the query ------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Resolve the model, upload attachments and build the query (ApiError on bad input)."""
+        gw, req = self.gw, self.req
+        name, suffix = (req.model, None) if gw.knows(req.model) else split_suffix(req.model)
+        target = self.target = gw.resolve(name)
+        apply_suffix(req.reasoning, suffix)
+        params = bot_parameters(req.reasoning, target.model.parameters if target.model is not None else None)
+        opts = QueryOptions(system_as_user=target.system_as_user)
+        # everything is validated; only now does any work reach Poe
+        opts.attachments = await gw.uploader.prepare(req.messages, self.key)
+        if target.reasoning_flags:
+            opts.flags = as_flags(params)
+        else:
+            opts.parameters = params
+        plan = req.tools
+        native = plan.active and target.native_tools()
+        has_history = any(m.role == "tool" or m.tool_calls for m in req.messages)
+        rendered = None
+        if plan.active or has_history:
+            rendered = render_messages(req.messages, plan, opts.attachments, instruct=not native)
+        body = build_query(req, opts, rendered)
+        self._prompt_texts = [m["content"] for m in body["query"]]
+        if native:
+            body["tools"] = [t.as_openai() for t in plan.tools]
+            self._prompt_texts.append(encode(body["tools"]).decode())
+        self.query = encode(body)
+
+    def stages(self) -> list[Stage]:
+        """The pipeline stages after the Poe source."""
+        req = self.req
+        stages: list[Stage] = [ThinkingSplitter()]
+        if req.tools.active:
+            stages.append(XmlToolExtractor(req.tools))
+        if req.stop:
+            stages.append(StopSequences(req.stop))
+        if req.max_tokens is not None:
+            stages.append(MaxTokens(req.max_tokens))
+        if req.stream:
+            stages.append(ResetReplay())
+            if req.stream_usage:
+                self._meter = UsageMeter()
+                stages.append(self._meter)
+        return stages
+
+    # --- token counting -----------------------------------------------------------------
+
+    def _count_prompt_soon(self) -> None:
+        """Poe accepted the query: count a large prompt in a thread while it answers."""
+        wanted = not self.req.stream or self.req.stream_usage
+        if wanted and self._counting is None and sum(map(len, self._prompt_texts)) > BIG_TEXT:
+            self._counting = asyncio.ensure_future(asyncio.to_thread(count_messages, self._prompt_texts))
+
+    async def prompt_tokens(self) -> int:
+        """Tokens of what was sent to the bot (tool instructions included)."""
+        if self._prompt_tokens is None:
+            if self._counting is not None:
+                self._prompt_tokens = await self._counting
+            else:
+                self._prompt_tokens = count_messages(self._prompt_texts)
+        return self._prompt_tokens
+
+    def _forget_count(self) -> None:
+        if self._counting is not None and not self._counting.done():
+            self._counting.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    async def _usage_of(self, answer: Answer) -> Usage:
+        if answer.usage is not None:
+            return Usage(answer.usage.prompt_tokens, answer.usage.completion_tokens)
+        prompt = await self.prompt_tokens()
+        text = answer.completion_text()
+        reasoning = answer.reasoning_text
+        if len(text) > BIG_TEXT:
+            completion = await asyncio.to_thread(count_tokens, text)
+            thought = await asyncio.to_thread(count_tokens, reasoning) if reasoning else 0
+        else:
+            completion = count_tokens(text)
+            thought = count_tokens(reasoning) if reasoning else 0
+        return Usage(prompt, completion, thought)
+
+    # --- talking to Poe -----------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Server shutdown: drop the upstream answer; the client is told why."""
+        self.stopping = True
+        if self.upstream is not None:
+            self.upstream.resp.close()
+
+    async def _open(self) -> Upstream:
+        if self.stopping:
+            raise SHUTTING_DOWN
+        assert self.target is not None
+        loop = asyncio.get_running_loop()
+        bot = self.target.bot
+        try:
+            async with asyncio.timeout_at(min(self.deadline, loop.time() + self.idle)):
+                await self.gw.limiter.acquire()
+                resp = await self.gw.poe.query(bot, self.query, self.key)
+        except TimeoutError:
+            if loop.time() >= self.deadline:
+                raise upstream("The request passed the gateway's deadline", 504, "request_timeout") from None
+            raise upstream(f"Poe did not answer within {self.idle:g} s", 504, "upstream_timeout") from None
+        self._count_prompt_soon()
+        self.upstream = Upstream(resp, Pipeline(PoeSource(bot), self.stages()), self.idle, self.deadline)
+        return self.upstream
+
+    def _may_retry(self, exc: ApiError) -> bool:
+        """Spend the one retry this request has, if the failure allows it."""
+        if exc.retryable and self.retries_left > 0 and not self.stopping:
+            self.retries_left -= 1
+            assert self.target is not None
+            log.info("retrying %s after: %s", self.target.bot, exc.message)
+            return True
+        return False
+
+    async def _open_with_retry(self) -> Upstream:
+        while True:
+            try:
+                return await self._open()
+            except ApiError as exc:
+                if not self._may_retry(exc):
+                    raise
+                await asyncio.sleep(RETRY_DELAY)
+
+    def _first_output(self) -> None:
+        info(self.request).ttft_ms = (time.perf_counter() - self.started) * 1000
+
+    # --- non-streaming ------------------------------------------------------------------
+
+    async def respond(self) -> web.StreamResponse:
+        """The whole answer as one response (or the dialect's error)."""
+        try:
+            await self.prepare()
+            answer = await self._collect()
+            usage = await self._usage_of(answer)
+            info(self.request).usage = usage
+            return json_response(self.frontend.aggregate(self.req, answer, usage))
+        except ApiError as exc:
+            return self.frontend.error_response(exc)
+
+    async def _collect(self) -> Answer:
+        limit = self.gw.settings.max_response_size
+        while True:
+            up = await self._open_with_retry()
+            answer = Answer()
+            first = True
+            try:
+                async for batch in up.batches():
+                    if first:
+                        self._first_output()
+                        first = False
+                    answer.feed(batch)
+                    if answer.size > limit:
+                        raise upstream(
+                            f"The answer is longer than the gateway's limit of {limit} characters for "
+                            "answers that are not streamed; ask with stream: true",
+                            502,
+                            "answer_too_large",
+                        )
+            finally:
+                up.close()
+            if self.stopping:
+                raise SHUTTING_DOWN
+            if answer.error is not None:
+                if self._may_retry(answer.error):
+                    await asyncio.sleep(RETRY_DELAY)
+                    continue
+                raise answer.error
+            return answer
+
+    # --- streaming ----------------------------------------------------------------------
+
+    async def stream(self) -> web.StreamResponse:
+        """Relay the answer as the dialect's stream."""
+        encoder = self.frontend.stream_encoder(self.req)
+        out = _StreamOut(self.request, encoder, self.frontend.stream_headers)
+        try:
+            await self.prepare()
+            await self._relay(out, encoder)
+        except ApiError as exc:
+            if not out.prepared:
+                out.close()
+                return self.frontend.error_response(exc)
+            await self._end_with(out, encoder.failure(exc))
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            log.info("client went away during %s", info(self.request).request_id)
+            return out.response
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("unexpected error in a %s stream", self.frontend.dialect)
+            if not out.prepared:
+                out.close()
+                return self.frontend.error_response(INTERNAL)
+            await self._end_with(out, encoder.failure(INTERNAL))
+        finally:
+            out.close()
+        return out.response
+
+    async def _end_with(self, out: _StreamOut, frames: bytes) -> None:
+        try:
+            await out.write(frames)
+            await out.response.write_eof()
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            pass
+
+    async def _relay(self, out: _StreamOut, encoder: StreamEncoder) -> None:
+        while True:
+            up = await self._open_with_retry()
+            try:
+                batches = up.batches()
+                first = await anext(batches, None)
+                failure = _only_failure(first) if first is not None else None
+                if failure is not None:  # nothing but an error: the client has nothing yet
+                    if self._may_retry(failure.error):
+                        await asyncio.sleep(RETRY_DELAY)
+                        continue
+                    if not out.prepared:
+                        raise failure.error
+                self._first_output()
+                batch = first
+                while batch is not None:
+                    if self.stopping:
+                        raise SHUTTING_DOWN
+                    last = batch[-1]
+                    kind = type(last)
+                    if kind is End:
+                        assert isinstance(last, End)
+                        usage = await self._stream_usage()
+                        await out.write(encoder.encode(batch[:-1]) + encoder.finish(last, usage))
+                        await out.response.write_eof()
+                        return
+                    if kind is Failure:
+                        assert isinstance(last, Failure)
+                        await out.write(encoder.encode(batch[:-1]) + encoder.failure(last.error))
+                        await out.response.write_eof()
+                        return
+                    data = encoder.encode(batch)
+                    if data:
+                        await out.write(data)
+                    batch = await anext(batches, None)
+                raise upstream("The answer ended unexpectedly")  # pipelines always end; kept as a promise
+            finally:
+                up.close()
+
+    async def _stream_usage(self) -> Usage | None:
+        meter = self._meter
+        if meter is None:
+            return None
+        usage = meter.usage(await self.prompt_tokens() if meter.reported is None else 0)
+        info(self.request).usage = usage
+        return usage
+
+    def finish(self) -> None:
+        """The request is over."""
+        self._forget_count()
+        if self.upstream is not None:
+            self.upstream.close()
+
+
+async def serve(request: web.Request, req: CallRequest, frontend: Frontend, key: str) -> web.StreamResponse:
+    """Answer one validated request with ``frontend``'s wire format."""
+    gw = request.app[GATEWAY]
+    info(request).model = req.model
+    call = Call(gw, request, req, frontend, key)
+    gw.calls.add(call)
+    try:
+        if req.stream:
+            return await call.stream()
+        return await call.respond()
+    finally:
+        gw.calls.discard(call)
+        call.finish()

@@ -1,0 +1,169 @@
+"""The aiohttp application: routes, middlewares, start-up and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from poe2openai.admin.api import setup_admin
+from poe2openai.attachments.cache import UploadCache
+from poe2openai.attachments.uploader import Uploaded, Uploader
+from poe2openai.attachments.url_guard import new_fetch_session
+from poe2openai.engine.gateway import GATEWAY, Gateway
+from poe2openai.engine.http import error_response, json_response
+from poe2openai.engine.models_yaml import ConfigStore
+from poe2openai.engine.rate_limit import RateLimiter
+from poe2openai.engine.request_info import INFO, RequestInfo, info
+from poe2openai.errors import ApiError
+from poe2openai.frontends.openai_chat.models import get_model, healthz, list_models
+from poe2openai.frontends.openai_chat.routes import chat_completions
+from poe2openai.ids import request_id
+from poe2openai.pipeline.tokens import warm_up
+from poe2openai.poe.catalog import ModelCatalog
+from poe2openai.poe.client import PoeClient, new_session
+from poe2openai.server.cors import add_cors_headers, cors_middleware
+from poe2openai.settings import Settings
+
+log = logging.getLogger("poe2openai")
+access = logging.getLogger("poe2openai.access")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error in OpenAI's shape; never a traceback to the client."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.reason if exc.status != 404 else f"No route for {request.method} {request.path}"
+        kind = "invalid_request_error" if exc.status < 500 else "api_error"
+        err = ApiError(exc.status, message, type=kind, code=_HTTP_ERROR_CODES.get(exc.status))
+        resp = error_response(err)
+        if exc.status == 405 and "Allow" in exc.headers:
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        sent = info(request).sent
+        if sent is not None:
+            # headers already went out: a second status line would corrupt the connection
+            return sent
+        return error_response(ApiError(500, "Internal error in the gateway", type="api_error", code="internal_error"))
+
+
+@web.middleware
+async def log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request id header and one log line per request."""
+    rid = request.headers.get("X-Request-Id", "")[:64] or request_id()
+    facts = request[INFO] = RequestInfo(rid)
+    started = time.perf_counter()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        return resp
+    finally:
+        if request.path != "/healthz":
+            total = (time.perf_counter() - started) * 1000
+            extra = ""
+            if facts.model is not None:
+                extra += f" model={facts.model}"
+            if facts.ttft_ms is not None:
+                extra += f" ttft_ms={facts.ttft_ms:.1f}"
+            usage = facts.usage
+            if usage is not None:
+                extra += f" tokens={usage.prompt_tokens}+{usage.completion_tokens}"
+            access.info("%s %s %s %d%s total_ms=%.1f", rid, request.method, request.path, status, extra, total)
+
+
+_PREFETCH = web.AppKey("prefetch", asyncio.Task[None])
+
+
+async def _prefetch(catalog: ModelCatalog) -> None:
+    try:
+        await catalog.models()
+    except ApiError:
+        pass  # logged by the catalogue; /v1/models will try again
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The gateway application for ``settings``."""
+    app = web.Application(
+        middlewares=[log_middleware, cors_middleware(settings.cors_allow_origins), errors_middleware],
+        client_max_size=settings.max_request_size,
+    )
+
+    async def start(app: web.Application) -> None:
+        session = new_session()
+        poe = PoeClient(session, settings.poe_base_url)
+        catalog = ModelCatalog(poe, ttl=settings.models_cache_seconds)
+        config = ConfigStore(settings.config_dir, log.warning)
+        limiter = RateLimiter(settings.rate_limit_ms, settings.rate_limit_max_wait_ms)
+        cache: UploadCache[Uploaded] = UploadCache(
+            int(settings.url_cache_size_mb * 1024 * 1024), settings.url_cache_ttl_seconds
+        )
+        fetcher = new_fetch_session(guarded=not settings.allow_private_urls)
+        uploader = Uploader(
+            session,
+            fetcher,
+            settings.poe_file_upload_url,
+            cache,
+            settings.max_request_size,
+            guarded=not settings.allow_private_urls,
+        )
+        gw = Gateway(
+            settings=settings,
+            session=session,
+            poe=poe,
+            catalog=catalog,
+            config=config,
+            limiter=limiter,
+            uploader=uploader,
+        )
+        app[GATEWAY] = gw
+        warm_up()
+        # Fetch the model list in the background so names resolve from the first request.
+        app[_PREFETCH] = asyncio.ensure_future(_prefetch(catalog))
+
+    async def drain(app: web.Application) -> None:
+        await app[GATEWAY].drain(settings.shutdown_grace_seconds)
+
+    async def stop(app: web.Application) -> None:
+        app[_PREFETCH].cancel()
+        await app[GATEWAY].session.close()
+        await app[GATEWAY].uploader.fetch_session.close()
+
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        # the headers every response carries, streams included, set in one place
+        facts = info(request)
+        facts.sent = response
+        response.headers["X-Request-Id"] = facts.request_id
+        add_cors_headers(request, response, settings.cors_allow_origins)
+
+    app.on_response_prepare.append(on_prepare)
+    app.on_startup.append(start)
+    app.on_shutdown.append(drain)
+    app.on_cleanup.append(stop)
+    for prefix in ("/v1", ""):
+        app.router.add_get(f"{prefix}/models", list_models)
+        app.router.add_get(f"{prefix}/models/{{model:.+}}", get_model)
+        app.router.add_post(f"{prefix}/chat/completions", chat_completions)
+    app.router.add_get("/healthz", healthz)
+    setup_admin(app)
+    app.router.add_get("/", _index)
+    return app
+
+
+async def _index(request: web.Request) -> web.Response:
+    return json_response({"service": "poe2openai", "endpoints": ["/v1/models", "/v1/chat/completions", "/healthz"]})
