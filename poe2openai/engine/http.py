@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -120,3 +121,21 @@ def error_json(body: Any, err: ApiError) -> web.Response:
 def error_response(err: ApiError) -> web.Response:
     """An :class:`ApiError` in the gateway's own (OpenAI) shape, for routes of no dialect."""
     return error_json(err.body(), err)
+
+
+ErrorRenderer = Callable[[ApiError], web.Response]
+ERROR_RENDERERS = web.AppKey("error_renderers", list[tuple[tuple[str, ...], ErrorRenderer]])
+
+
+def register_error_renderer(app: web.Application, paths: tuple[str, ...], render: ErrorRenderer) -> None:
+    """Errors on routes under ``paths`` (prefixes) are rendered by ``render``: a dialect's shape
+    also for failures before its handler runs (no route, wrong method, body too large)."""
+    app.setdefault(ERROR_RENDERERS, []).append((paths, render))
+
+
+def error_renderer(request: web.Request) -> ErrorRenderer:
+    """The renderer for this request's path: the dialect's, else the gateway's own shape."""
+    for paths, render in request.app.get(ERROR_RENDERERS, ()):
+        if request.path.startswith(paths):
+            return render
+    return error_response

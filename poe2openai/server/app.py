@@ -14,13 +14,13 @@ from poe2openai.attachments.cache import UploadCache
 from poe2openai.attachments.uploader import Uploaded, Uploader
 from poe2openai.attachments.url_guard import new_fetch_session
 from poe2openai.engine.gateway import GATEWAY, Gateway
-from poe2openai.engine.http import error_response, json_response
+from poe2openai.engine.http import error_renderer, json_response
 from poe2openai.engine.models_yaml import ConfigStore
 from poe2openai.engine.rate_limit import RateLimiter
 from poe2openai.engine.request_info import INFO, RequestInfo, info
 from poe2openai.errors import ApiError
-from poe2openai.frontends.openai_chat.models import get_model, healthz, list_models
-from poe2openai.frontends.openai_chat.routes import chat_completions
+from poe2openai.frontends.openai_chat import routes as openai_chat
+from poe2openai.frontends.openai_chat.models import healthz
 from poe2openai.ids import request_id
 from poe2openai.pipeline.tokens import warm_up
 from poe2openai.poe.catalog import ModelCatalog
@@ -38,18 +38,19 @@ _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error in OpenAI's shape; never a traceback to the client."""
+    """Every error in the shape of the route's dialect; never a traceback to the client."""
+    render = error_renderer(request)
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc)
+        return render(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         message = exc.reason if exc.status != 404 else f"No route for {request.method} {request.path}"
         kind = "invalid_request_error" if exc.status < 500 else "api_error"
         err = ApiError(exc.status, message, type=kind, code=_HTTP_ERROR_CODES.get(exc.status))
-        resp = error_response(err)
+        resp = render(err)
         if exc.status == 405 and "Allow" in exc.headers:
             resp.headers["Allow"] = exc.headers["Allow"]
         return resp
@@ -59,7 +60,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if sent is not None:
             # headers already went out: a second status line would corrupt the connection
             return sent
-        return error_response(ApiError(500, "Internal error in the gateway", type="api_error", code="internal_error"))
+        return render(ApiError(500, "Internal error in the gateway", type="api_error", code="internal_error"))
 
 
 @web.middleware
@@ -155,10 +156,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_startup.append(start)
     app.on_shutdown.append(drain)
     app.on_cleanup.append(stop)
-    for prefix in ("/v1", ""):
-        app.router.add_get(f"{prefix}/models", list_models)
-        app.router.add_get(f"{prefix}/models/{{model:.+}}", get_model)
-        app.router.add_post(f"{prefix}/chat/completions", chat_completions)
+    openai_chat.setup(app)
     app.router.add_get("/healthz", healthz)
     setup_admin(app)
     app.router.add_get("/", _index)

@@ -15,10 +15,11 @@ from aiohttp import web
 from poe2openai.conversation import CallRequest
 from poe2openai.engine.call import serve
 from poe2openai.engine.gateway import GATEWAY
-from poe2openai.engine.http import api_key, read_json
+from poe2openai.engine.http import api_key, read_json, register_error_renderer
 from poe2openai.errors import ApiError
 from poe2openai.frontends.openai_chat.errors import error_response
 from poe2openai.frontends.openai_chat.ids import completion_id
+from poe2openai.frontends.openai_chat.models import get_model, list_models
 from poe2openai.frontends.openai_chat.reasoning import read_request
 from poe2openai.frontends.openai_chat.request import parse_chat_request
 from poe2openai.frontends.openai_chat.response import completion_body
@@ -79,3 +80,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     key = api_key(request)
     req = parse(await read_json(request, gw.settings.max_request_size))
     return await serve(request, req, OpenAIChat(), key)
+
+
+def setup(app: web.Application) -> None:
+    """The dialect's routes (also without the ``/v1`` prefix, as the original serves them)."""
+    for prefix in ("/v1", ""):
+        app.router.add_get(f"{prefix}/models", list_models)
+        app.router.add_get(f"{prefix}/models/{{model:.+}}", get_model)
+        app.router.add_post(f"{prefix}/chat/completions", chat_completions)
+    register_error_renderer(app, ("/v1/chat/", "/chat/", "/v1/models", "/models"), error_response)
