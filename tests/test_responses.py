@@ -371,6 +371,17 @@ async def test_cut_by_length_is_incomplete(client: openai.AsyncOpenAI, sim: Simu
     assert events[-1].response.incomplete_details.reason == "max_output_tokens"
 
 
+async def test_max_output_tokens_is_enforced(client: openai.AsyncOpenAI, sim: Simulator) -> None:
+    sim.script("gpt-4o-mini", texts("one two three four five six seven eight nine ten eleven twelve"))
+    r = await client.responses.create(model="gpt-4o-mini", input="Count", max_output_tokens=3)
+    assert r.status == "incomplete" and r.incomplete_details is not None
+    assert r.output_text == "one two three" and r.usage is not None and r.usage.output_tokens == 3
+    sim.script("gpt-4o-mini", texts("one two three four five six seven eight nine ten eleven twelve"))
+    async with client.responses.stream(model="gpt-4o-mini", input="Count", max_output_tokens=3) as stream:
+        events = [e async for e in stream]
+    assert events[-1].type == "response.incomplete" and events[-1].response.output_text == "one two three"
+
+
 async def test_failure_mid_stream_ends_with_response_failed(client: openai.AsyncOpenAI, sim: Simulator) -> None:
     sim.script("gpt-4o-mini", [text("Partial"), error("The bot crashed")])
     stream = await client.responses.create(model="gpt-4o-mini", input="Hi", stream=True)
