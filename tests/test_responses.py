@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -10,7 +11,8 @@ import openai
 import pydantic
 import pytest
 
-from poe2openai.simulator import DONE, Event, Simulator, error, text, texts
+from poe2openai.engine import call as engine
+from poe2openai.simulator import DONE, Event, Simulator, Sleep, error, text, texts
 
 from .conftest import Running
 
@@ -488,3 +490,35 @@ async def test_without_v1_prefix(gw: Running, http: aiohttp.ClientSession) -> No
         f"{gw.url}/responses", json={"model": "gpt-4o-mini", "input": "hi"}, headers={"Authorization": "Bearer k"}
     ) as r:
         assert r.status == 200 and (await r.json())["output_text"] == "You said: hi"
+
+
+async def test_image_and_file_inputs_go_through_the_upload_cache(client: openai.AsyncOpenAI, sim: Simulator) -> None:
+    png = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(200))).decode()
+    pdf = base64.b64encode(b"%PDF-1.4\n" + b"x" * 300 + b"\n%%EOF").decode()
+    content: Any = [
+        {"type": "input_text", "text": "What is in these?"},
+        {"type": "input_image", "image_url": png, "detail": "auto"},
+        {"type": "input_file", "filename": "report.pdf", "file_data": pdf},
+    ]
+    for _ in range(2):
+        r = await client.responses.create(model="gpt-4o-mini", input=[{"role": "user", "content": content}])
+        assert r.output_text == "You said: What is in these?"
+    (message,) = sim.bodies("gpt-4o-mini")[-1]["query"]
+    assert [a["content_type"] for a in message["attachments"]] == ["image/png", "application/pdf"]
+    assert message["attachments"][1]["name"] == "report.pdf"
+    assert len(sim.uploads) == 2  # the second request reused both uploads
+
+
+async def test_slow_start_opens_the_stream_and_keeps_it_alive(
+    gw: Running, sim: Simulator, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "HEADERS_AFTER", 0.05)
+    monkeypatch.setattr(engine, "KEEPALIVE_EVERY", 0.05)
+    sim.script("gpt-4o-mini", [Sleep(0.4), text("late"), DONE])
+    body = {"model": "gpt-4o-mini", "input": "hi", "stream": True}
+    async with http.post(f"{gw.url}/v1/responses", json=body, headers={"Authorization": "Bearer k"}) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+        raw = await r.read()
+    assert raw.startswith(b"event: response.created\ndata: ") and b": keep-alive" in raw
+    assert raw.index(b"response.in_progress") < raw.index(b": keep-alive") < raw.index(b'"delta":"late"')
+    assert raw.rstrip().split(b"\n")[-2] == b"event: response.completed"

@@ -16,6 +16,7 @@ that would change the meaning of the request and that the gateway does not serve
 
 from __future__ import annotations
 
+import mimetypes
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -277,8 +278,9 @@ def _file(part: dict[str, Any], p: str) -> AttachmentInput:
     name = name if isinstance(name, str) and name else None
     data = part.get("file_data")
     if isinstance(data, str) and data:
-        if not data.startswith("data:") and "://" not in data:
-            data = "data:application/octet-stream;base64," + data  # raw base64, as the SDK sends it
+        if not data.startswith("data:") and "://" not in data:  # raw base64: the type from the name
+            mime = (mimetypes.guess_type(name)[0] if name else None) or "application/octet-stream"
+            data = f"data:{mime};base64,{data}"
         return AttachmentInput(data, name, p)
     url = part.get("file_url")
     if isinstance(url, str) and url:
