@@ -61,6 +61,16 @@ def test_codex_requests_parse(name: str) -> None:
     assert query[0]["role"] == "system" and "# Tools" in query[0]["content"]
 
 
+def test_codex_turn_after_a_tool_call_parses() -> None:
+    """Codex's second request: the whole history again, its call and the call's output."""
+    req = conversation(parse_body(CODEX["unknown_model_after_tool"]), [])
+    call, result = req.messages[-2:]
+    assert call.role == "assistant" and [(c.id, c.name) for c in call.tool_calls] == [("call_abc", "exec_command")]
+    assert result.role == "tool" and result.tool_call_id == "call_abc" and "hi.txt" in result.text
+    rendered = render_messages(req.messages, req.tools, {})
+    assert rendered[-1]["content"].startswith('<tool_result name="exec_command">')
+
+
 def test_codex_history_turn_parses() -> None:
     """A later Codex turn: its reasoning item, a call of a namespaced tool, outputs as parts."""
     body = dict(CODEX["unknown_model"])
