@@ -50,7 +50,7 @@ def test_reads_the_original_format_unchanged() -> None:
     assert cfg.enable is True and cfg.use_v1_api is True and cfg.api_token == "pk-xxxxxxxx"
     assert cfg.rule("GPT-4O") == ModelRule(mapping="gpt-4o-poe")
     assert cfg.rule("claude-3.7-sonnet") == ModelRule(enable=False)
-    assert cfg.rule("flux-pro") == ModelRule(replace_response=True)
+    assert cfg.rule("flux-pro") == ModelRule(system_as_user=True)
     assert cfg.by_public_name("SONNET") == "claude-sonnet-4"
     assert [c.id for c in cfg.custom_models] == ["my-private-bot", "other-bot"]
     assert cfg.custom_models[1].created is None

@@ -94,7 +94,7 @@ class Gateway:
         return Target(
             bot=bot,
             model=info,
-            system_as_user=bool(rule.replace_response),
+            system_as_user=bool(rule.system_as_user),
             tool_mode=rule.tool_mode or "xml",
             reasoning_flags=bool(rule.reasoning_flags),
         )

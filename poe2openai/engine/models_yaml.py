@@ -43,6 +43,8 @@ CONFIG_LABEL = "models.yaml"  # how the page and API name the file (its path is 
 TOOL_MODES = ("xml", "native", "auto")
 _TOP_KEYS = ("enable", "models", "custom_models", "api_token", "use_v1_api")
 _MODEL_KEYS = ("enable", "mapping", "replace_response", "tool_mode", "reasoning_flags")
+# The file keeps the original's key; in code the option is named for what it does.
+_FIELD = {"replace_response": "system_as_user"}
 _CUSTOM_KEYS = ("id", "owned_by", "created")
 
 YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when PyYAML was built with it
@@ -69,7 +71,7 @@ class ModelRule:
 
     enable: bool | None = None
     mapping: str | None = None
-    replace_response: bool | None = None
+    system_as_user: bool | None = None  # file key ``replace_response``: system prompts sent as user text
     tool_mode: str | None = None
     reasoning_flags: bool | None = None
 
@@ -164,7 +166,7 @@ def parse_config(data: Any) -> ModelsConfig:
         rule = ModelRule(
             enable=_opt_bool(raw.get("enable"), f"{where}.enable"),
             mapping=_opt_str(raw.get("mapping"), f"{where}.mapping"),
-            replace_response=_opt_bool(raw.get("replace_response"), f"{where}.replace_response"),
+            system_as_user=_opt_bool(raw.get("replace_response"), f"{where}.replace_response"),
             tool_mode=mode,
             reasoning_flags=_opt_bool(raw.get("reasoning_flags"), f"{where}.reasoning_flags"),
         )
@@ -217,7 +219,7 @@ def as_plain(cfg: ModelsConfig) -> dict[str, Any]:
     models: dict[str, Any] = {}
     for model_id in sorted(cfg.models):
         rule = cfg.models[model_id]
-        entry = {k: getattr(rule, k) for k in _MODEL_KEYS if getattr(rule, k) is not None}
+        entry = {k: getattr(rule, _FIELD.get(k, k)) for k in _MODEL_KEYS if getattr(rule, _FIELD.get(k, k)) is not None}
         if entry:
             models[model_id] = entry
     out["models"] = models
