@@ -14,7 +14,12 @@ keeps a copy of every byte (:class:`Wire`, parsed into :class:`Exchange` objects
 namespaces are not available the bridge runs beside the CLI on loopback instead, with every proxy
 variable pointing at a closed port, and a warning says so.
 
-This file is also a script (stdlib only, so ``.ci/run`` can use it before any venv exists):
+Another CLI (Claude Code, Codex, …) is one more pinned entry in that package.json; a test asks
+:func:`unavailable` whether it can run, opens a :func:`sandbox`, and calls :func:`run_cli` with
+the sandbox's ``base_url`` in the CLI's configuration; ``run.wire.chats("/messages")`` (or
+``"/responses"``) gives what crossed the wire.
+
+This file is also a script (stdlib only, so ``make agents`` can use it before any venv exists):
 ``install``, ``check`` (exit 1 and say what is missing), and ``bridge`` (used by :func:`run_cli`).
 """
 
