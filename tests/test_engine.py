@@ -19,6 +19,7 @@ from poe2openai.settings import Settings
 from poe2openai.simulator import DONE, Simulator, Sleep, text
 
 from .conftest import Running, user
+from .sse_frames import data_frames
 
 Start = Callable[[Settings], Any]
 
@@ -31,15 +32,6 @@ async def raw_stream(http: aiohttp.ClientSession, url: str, model: str = "gpt-4o
     ) as r:
         assert r.status == 200
         return await r.read()
-
-
-def data_frames(raw: bytes) -> list[Any]:
-    out: list[Any] = []
-    for block in raw.split(b"\n\n"):
-        if block.startswith(b"data: "):
-            payload = block[6:]
-            out.append("[DONE]" if payload == b"[DONE]" else orjson.loads(payload))
-    return out
 
 
 async def test_keepalives_while_poe_has_not_sent_its_headers(
