@@ -751,12 +751,14 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(f"{sim.sim.open_streams} Poe streams still open at the simulator")
         if samples.peak(3) > args.concurrency:
             failures.append(f"{samples.peak(3)} Poe streams open at once for {args.concurrency} clients")
-        for t, label in ((warm_tally, "warm-up"), (tally, "run")):
-            for name, n in t.problem_count.items():
-                failures.append(f"{label}: {n} bad answers to '{name}': {t.problems[name][0]}")
+    except OSError as exc:  # its /proc entry vanished: the gateway died
+        failures.append(f"the gateway exited (status {gateway.popen.poll()}): {exc}")
     finally:
         gateway.stop()
         sim.stop()
+    for t, label in ((warm_tally, "warm-up"), (tally, "run")):
+        for name, n in t.problem_count.items():
+            failures.append(f"{label}: {n} bad answers to '{name}': {t.problems[name][0]}")
     bad, warnings = log_findings(log)
     if bad:
         failures.append(f"{len(bad)} ERROR lines or tracebacks in the gateway's log, first: {bad[0][:200]}")
