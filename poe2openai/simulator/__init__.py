@@ -368,7 +368,10 @@ class Simulator:
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store"}
         )
-        await resp.prepare(request)
+        try:
+            await resp.prepare(request)
+        except ConnectionResetError:  # the gateway hung up before the headers (its client gave up)
+            return resp
         nl = b"\r\n" if script.crlf else b"\n"
         self.open_streams += 1
         try:
@@ -398,9 +401,12 @@ class Simulator:
                 if self.word_delay:
                     await asyncio.sleep(self.word_delay)
             await resp.write_eof()
-        except (asyncio.CancelledError, ConnectionResetError):
+        except asyncio.CancelledError:
             self.cancelled_streams += 1
             raise
+        except ConnectionResetError:  # the gateway closed the Poe request: nothing to log
+            self.cancelled_streams += 1
+            return resp
         finally:
             self.open_streams -= 1
         return resp
