@@ -100,7 +100,8 @@ async def test_multi_turn_tool_loop(client: openai.AsyncOpenAI, sim: Simulator) 
     query = sim.bodies("weather-bot")[-1]["query"]
     assert [m["role"] for m in query] == ["system", "user", "bot", "user"]
     assert (
-        '<tool_call>\n<name>get_weather</name>\n<arguments>{"city":"Paris","days":2}</arguments>' in query[2]["content"]
+        '<tool_call>\n<name>get_weather</name>\n<arguments>{"city": "Paris", "days": 2}</arguments>'
+        in query[2]["content"]  # the arguments as the bot wrote them
     )
     assert query[3]["content"] == '<tool_result name="get_weather">\nSunny, 24°C\n</tool_result>'
 
