@@ -24,9 +24,9 @@ import re
 from typing import Any
 
 from poe2openai.conversation import ToolPlan, ToolSpec
-from poe2openai.errors import MAX_NESTING
 from poe2openai.ids import call_id
 from poe2openai.pipeline.deltas import RESET, Delta, End, Failure, ResetDelta, TextDelta, ToolCallDelta
+from poe2openai.pipeline.json_scan import JsonScanner
 from poe2openai.tools.arguments import coerce, encode_arguments, parse_json_arguments
 
 _TEXT, _BLOCK, _ARGS, _CLOSING, _AFTER, _STOPPED = range(6)
@@ -162,91 +162,6 @@ _HEAD_MAX = 512  # characters of a block kept to decide what it is
 # a call whose arguments begin as a JSON object with a key (or empty): safe to stream
 _STREAM_HEAD = re.compile(r"\s*<name>\s*([^<>]+?)\s*</name>\s*<arguments>\s*\{(?=\s*[\"}])")
 _NOT_STREAMED = re.compile(r"<arguments>\s*(?:[^\s{]|\{\s*[^\s\"}])")
-_STR_STOP = re.compile(r'["\\]')
-_STRUCT = re.compile(r'["{}\[\],<]')
-_NON_SPACE = re.compile(r"\S")
-
-
-class ArgumentStream:
-    """Incremental scan of one JSON object's text: what may be sent now, and where it ends.
-
-    Tracks strings, escapes and nesting only (the cost is a regex jump per string, not per
-    character). A comma outside strings is held until the next token shows it is not a trailing
-    one (``{"a": 1,}`` streams as ``{"a": 1}``). A ``<`` outside strings is never JSON: the
-    object ends there (the bot broke off into markup), as it does at a nesting deeper than
-    :data:`MAX_NESTING`; the call then stands with the arguments sent so far.
-    """
-
-    __slots__ = ("_depth", "_escape", "_pending", "_string", "done")
-
-    def __init__(self) -> None:
-        self._depth = 1  # the opening brace is already seen
-        self._string = False
-        self._escape = False
-        self._pending = ""  # a held comma and the whitespace after it
-        self.done = False
-
-    def feed(self, t: str) -> tuple[str, str | None]:
-        """``(fragment to send, rest after the object)``; ``rest`` is ``None`` while it goes on."""
-        pieces: list[str] = []
-        i, start, n = 0, 0, len(t)
-        while i < n:
-            if self._string:
-                if self._escape:
-                    self._escape = False
-                    i += 1
-                    continue
-                m = _STR_STOP.search(t, i)
-                if m is None:
-                    break
-                i = m.start()
-                if t[i] == "\\":
-                    self._escape = True
-                else:
-                    self._string = False
-                i += 1
-                continue
-            if self._pending:
-                m = _NON_SPACE.search(t, i)
-                if m is None:
-                    self._pending += t[i:]
-                    return "".join(pieces), None
-                j = m.start()
-                if t[j] not in "}]":
-                    pieces.append(self._pending + t[i:j])
-                self._pending = ""
-                i = start = j
-            m = _STRUCT.search(t, i)
-            if m is None:
-                break
-            i = m.start()
-            c = t[i]
-            if c == '"':
-                self._string = True
-            elif c in "{[":
-                self._depth += 1
-                if self._depth > MAX_NESTING:  # nothing downstream could write it back
-                    pieces.append(t[start:i])
-                    self.done = True
-                    return "".join(pieces), t[i:]
-            elif c in "}]":
-                self._depth -= 1
-                if self._depth == 0:
-                    pieces.append(t[start : i + 1])
-                    self.done = True
-                    return "".join(pieces), t[i + 1 :]
-            elif c == ",":
-                pieces.append(t[start:i])
-                self._pending = ","
-                start = i + 1
-            else:  # "<": not JSON any more
-                pieces.append(t[start:i])
-                self.done = True
-                return "".join(pieces), t[i:]
-            i += 1
-        if not self._pending:
-            pieces.append(t[start:])
-        return "".join(pieces), None
 
 
 class XmlToolExtractor:
@@ -298,7 +213,7 @@ class XmlToolExtractor:
         self._tail = ""
         self._plausible_done = False
         self._stream_done = False
-        self._args: ArgumentStream | None = None
+        self._args: JsonScanner | None = None
 
     def feed(self, batch: list[Delta]) -> list[Delta]:
         """Extract from one batch."""
@@ -471,7 +386,7 @@ class XmlToolExtractor:
         self._held.clear()
         out.append(ToolCallDelta(self._calls, call_id(), tool.name, "{"))
         self._calls += 1
-        self._args = ArgumentStream()
+        self._args = JsonScanner()
         self._state = _ARGS
         self._line_start = False
         return text[at:]
