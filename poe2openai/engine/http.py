@@ -107,12 +107,19 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
 
 
+RETRY_AFTER_DEFAULT = 20  # seconds, for a 429 whose source gave no hint
+
+
 def error_json(body: Any, err: ApiError) -> web.Response:
     """A dialect's error ``body`` with the status and headers of ``err``.
 
     After a 408 or 413 the rest of the request body is not read: the connection closes.
+    Every 429 carries ``retry-after`` (a default estimate when its source gave none).
     """
-    resp = json_response(body, err.status, err.headers)
+    headers = err.headers
+    if err.status == 429 and not any(k.lower() == "retry-after" for k in headers):
+        headers = {**headers, "retry-after": str(RETRY_AFTER_DEFAULT)}
+    resp = json_response(body, err.status, headers)
     if err.status in (408, 413):
         resp.force_close()
     return resp
