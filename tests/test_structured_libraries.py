@@ -73,3 +73,13 @@ async def test_langchain_with_structured_output(gw: Running, sim: Simulator) -> 
     assert isinstance(city, City) and city.population == 1
     body = sim.bodies("gpt-4o-mini")[-1]
     assert '"title":"City"' in system_prompt(sim, "gpt-4o-mini") or "population" in str(body)
+
+
+async def test_instructor_json_schema_mode(client: Any, sim: Simulator) -> None:
+    # not in the test extra: instructor 1.17 pins jiter<0.15, the openai SDK in use needs >=0.16
+    instructor = pytest.importorskip("instructor")
+    patched = instructor.from_openai(client, mode=instructor.Mode.JSON_SCHEMA)
+    city = await patched.chat.completions.create(
+        model="gpt-4o-mini", response_model=City, messages=[{"role": "user", "content": "Paris"}], max_retries=0
+    )
+    assert isinstance(city, City) and city.landmarks == ["Paris"]
