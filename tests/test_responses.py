@@ -323,11 +323,19 @@ class City(pydantic.BaseModel):
 
 
 async def test_text_format_json_schema(client: openai.AsyncOpenAI, sim: Simulator) -> None:
-    sim.script("gpt-4o-mini", texts('{"name": "Kathmandu",', ' "population": 1442271}'))
+    wrapped = 'Here you go:\n```json\n{"name": "Kathmandu",', ' "population": 1442271}\n```\nHope it helps!'
+    sim.script("gpt-4o-mini", texts(*wrapped))
     r = await client.responses.parse(model="gpt-4o-mini", input="The capital of Nepal, as JSON", text_format=City)
     assert r.output_parsed == City(name="Kathmandu", population=1442271)
+    assert r.output_text == '{"name": "Kathmandu", "population": 1442271}'  # only the value
     assert r.text is not None and r.text.format is not None and r.text.format.type == "json_schema"
     assert r.text.format.name == "City"  # type: ignore[union-attr]
+    assert '"population"' in sim.bodies("gpt-4o-mini")[-1]["query"][0]["content"]  # the schema was asked for
+
+    sim.script("gpt-4o-mini", texts(*wrapped))
+    async with client.responses.stream(model="gpt-4o-mini", input="Again", text_format=City) as stream:
+        final = await stream.get_final_response()
+    assert final.output_parsed == City(name="Kathmandu", population=1442271)
 
 
 async def test_reasoning_summary_and_effort(client: openai.AsyncOpenAI, sim: Simulator) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from poe2openai.conversation import ToolPlan, ToolSpec
+from poe2openai.conversation import OutputFormat, ToolPlan, ToolSpec
 from poe2openai.errors import ApiError
 from poe2openai.frontends.openai_responses.request import conversation, parse_body
 from poe2openai.frontends.openai_responses.response import ResponseMeta
@@ -119,14 +119,22 @@ def test_max_output_tokens_and_sampling_reach_the_engine() -> None:
     assert parsed.echo["top_p"] == 0.3 and parsed.echo["max_output_tokens"] == 77
 
 
-def test_text_format_is_accepted_and_kept_for_structured_output() -> None:
+def test_text_format_becomes_the_engines_output_format() -> None:
     fmt = {"type": "json_schema", "name": "City", "schema": {"type": "object"}, "strict": True}
-    parsed = parse_body({"model": "m", "input": "hi", "text": {"format": fmt}})
-    assert parsed.text_format == fmt and parsed.echo["text"]["format"] == fmt
-    assert parse_body({"model": "m", "input": "hi", "text": {"format": {"type": "json_object"}}}).text_format
-    with pytest.raises(ApiError) as caught:
-        parse_body({"model": "m", "input": "hi", "text": {"format": {"type": "json_schema", "name": "x"}}})
-    assert caught.value.param == "text.format.schema"
+    parsed = parse_body({"model": "m", "input": "hi", "text": {"format": fmt, "verbosity": "low"}})
+    assert parsed.call.output == OutputFormat("json_schema", {"type": "object"}, "City", "", True)
+    assert parsed.echo["text"] == {"format": fmt, "verbosity": "low"}
+    plain = parse_body({"model": "m", "input": "hi", "text": {"format": {"type": "json_object"}}})
+    assert plain.call.output == OutputFormat("json_object")
+    assert not parse_body({"model": "m", "input": "hi"}).call.output.structured
+    for bad, param in [
+        ({"type": "json_schema", "name": "x"}, "text.format.schema"),
+        ({"type": "json_schema", "name": "a b", "schema": {}}, "text.format.name"),
+        ({"type": "json_schema", "name": "x", "schema": {"type": 3}}, "text.format.schema"),
+    ]:
+        with pytest.raises(ApiError) as caught:
+            parse_body({"model": "m", "input": "hi", "text": {"format": bad}})
+        assert caught.value.param == param
 
 
 def test_duplicate_tool_names_are_refused() -> None:

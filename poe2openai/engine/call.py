@@ -39,6 +39,7 @@ from poe2openai.errors import ApiError, upstream
 from poe2openai.pipeline.answer import Answer
 from poe2openai.pipeline.deltas import Delta, End, Failure, ResetDelta, UsageDelta
 from poe2openai.pipeline.driver import Pipeline, Stage
+from poe2openai.pipeline.json_output import JsonOutput
 from poe2openai.pipeline.limits import MaxTokens, StopSequences
 from poe2openai.pipeline.reset_replay import ResetReplay
 from poe2openai.pipeline.thinking import ThinkingSplitter
@@ -46,7 +47,7 @@ from poe2openai.pipeline.token_meter import CompletionMeter
 from poe2openai.pipeline.tokens import count_messages
 from poe2openai.pipeline.usage import Counted, Usage, usage_of
 from poe2openai.poe.bot_parameters import apply_suffix, as_flags, bot_parameters, split_suffix
-from poe2openai.poe.query import QueryOptions, build_query, encode
+from poe2openai.poe.query import QueryOptions, build_query, correction, encode, poe_message
 from poe2openai.poe.source import PoeSource
 from poe2openai.tools.prompt import render_messages
 from poe2openai.tools.xml_extract import XmlToolExtractor
@@ -275,6 +276,9 @@ class Call:
         self._prompt_tokens: int | None = None
         self._counting: asyncio.Future[int] | None = None
         self._counted: Counted | None = None
+        self._body: dict[str, Any] = {}
+        self._output: JsonOutput | None = None  # the structured-output stage of the current attempt
+        self.reasks_left = 1  # a whole answer that is not the JSON asked for is asked again once
 
     # --- preparing the query ------------------------------------------------------------
 
@@ -298,7 +302,7 @@ class Call:
         rendered = None
         if plan.active or has_history:
             rendered = render_messages(req.messages, plan, opts.attachments, instruct=not native)
-        body = build_query(req, opts, rendered)
+        body = self._body = build_query(req, opts, rendered)
         self._prompt_texts = [m["content"] for m in body["query"]]
         if native:
             body["tools"] = [t.as_openai() for t in plan.tools]
@@ -311,6 +315,9 @@ class Call:
         stages: list[Stage] = [ThinkingSplitter()]
         if req.tools.active:
             stages.append(XmlToolExtractor(req.tools))
+        if req.output.structured:
+            self._output = JsonOutput(req.output)
+            stages.append(self._output)
         if req.stop:
             stages.append(StopSequences(req.stop))
         counted: Counted | None = None
@@ -435,12 +442,38 @@ class Call:
                 up.close()
             if self.stopping:
                 raise SHUTTING_DOWN
+            if self._reask():
+                continue
             if answer.error is not None:
                 if self._may_retry(answer.error):
                     await asyncio.sleep(RETRY_DELAY)
                     continue
                 raise answer.error
             return answer
+
+    def _reask(self) -> bool:
+        """A whole answer that is not the JSON asked for: ask again once, quoting the problem.
+
+        The bot sees its answer and the correction as the next turn; nothing reached the
+        client yet. Bot parameters of the last user message are kept on the new one.
+        """
+        out = self._output
+        if out is None or out.problem is None or self.reasks_left <= 0:
+            return False
+        self.reasks_left -= 1
+        log.info("re-asking %s: %s", self.target.bot if self.target else "?", out.problem)
+        query: list[dict[str, Any]] = self._body["query"]
+        last_user = next((m for m in reversed(query) if m["role"] == "user"), None)
+        fix = poe_message("user", correction(out.problem))
+        if last_user is not None and "parameters" in last_user:
+            fix["parameters"] = last_user["parameters"]
+        query += [poe_message("bot", out.json_text or "(no JSON)"), fix]
+        self._prompt_texts += [query[-2]["content"], query[-1]["content"]]
+        self._forget_count()
+        self._counting = None
+        self._prompt_tokens = None
+        self.query = encode(self._body)
+        return True
 
     # --- streaming ----------------------------------------------------------------------
 

@@ -19,8 +19,9 @@ false only the first call is kept.
 
 A free-form tool (:attr:`ToolSpec.freeform`) takes raw text, written in ``<input>…</input>``
 (or, from bots that ignore that, in ``<arguments>`` or as an ``input`` field); its call's
-``arguments`` are that raw text. A native bot's call of such a tool arrives as JSON
-``{"input": …}``: it is held to the end of the answer and handed on as the raw text too.
+``arguments`` are that raw text, sent whole when the block closes. A native bot's call of such a
+tool arrives as JSON ``{"input": …}``: it is held to the end of the answer and handed on as the
+raw text too.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from typing import Any
 from poe2openai.conversation import ToolPlan, ToolSpec
 from poe2openai.ids import call_id
 from poe2openai.pipeline.deltas import RESET, Delta, End, Failure, ResetDelta, TextDelta, ToolCallDelta
+from poe2openai.pipeline.json_scan import JsonScanner
 from poe2openai.tools.arguments import coerce, encode_arguments, parse_json_arguments
 
-_TEXT, _BLOCK, _AFTER, _STOPPED = range(4)
+_TEXT, _BLOCK, _ARGS, _CLOSING, _AFTER, _STOPPED = range(6)
 _PREFIX = "prefix"
 _NO = "no"
 _CLOSE = {"tool_call": "</tool_call>", "function_calls": "</function_calls>", "invoke": "</invoke>"}
@@ -44,9 +46,9 @@ MAX_BLOCK = 4 << 20
 _INVOKE = re.compile(r"<invoke\s+name\s*=\s*[\"']([^\"']+)[\"']\s*>(.*?)(?:</invoke>|$)", re.DOTALL)
 _PARAM = re.compile(r"<parameter\s+name\s*=\s*[\"']([^\"']+)[\"']\s*>(.*?)</parameter>", re.DOTALL)
 _NAME = re.compile(r"<name>\s*(.*?)\s*</name>", re.DOTALL)
-_ARGS = re.compile(r"<(arguments|parameters)>(.*?)(?:</\1>|$)", re.DOTALL)
+_ARGS_OPEN = re.compile(r"<(arguments|parameters)>")
 _CHILD = re.compile(r"<([A-Za-z_][\w.\-]*)>(.*?)</\1>", re.DOTALL)
-_INPUT = re.compile(r"<input>(.*)(?:</input>|$)", re.DOTALL)
+_INPUT_OPEN = "<input>"
 
 
 def _one_line_break_off(text: str) -> str:
@@ -72,14 +74,20 @@ def _unwrap_input(text: str) -> str:
     return text
 
 
+def _between(body: str, start: int, close: str) -> str:
+    """``body`` from ``start`` up to the last ``close`` (a raw text may mention the tag itself)."""
+    end = body.rfind(close)
+    return body[start : end if end >= start else len(body)]
+
+
 def _raw_input(body: str) -> str:
     """The raw input of a free-form call's block body (after its ``<name>``)."""
-    m = _INPUT.search(body)
-    if m is not None:
-        return _one_line_break_off(m.group(1).rsplit("</input>", 1)[0])
-    am = _ARGS.search(body)
+    at = body.find(_INPUT_OPEN)
+    if at >= 0:
+        return _one_line_break_off(_between(body, at + len(_INPUT_OPEN), "</input>"))
+    am = _ARGS_OPEN.search(body)
     if am is not None:
-        return _unwrap_input(_one_line_break_off(am.group(2)))
+        return _unwrap_input(_one_line_break_off(_between(body, am.end(), f"</{am.group(1)}>")))
     return ""
 
 
@@ -170,10 +178,12 @@ def parse_block(block: str, tools: dict[str, ToolSpec]) -> list[tuple[str, str]]
             return None
         if tool.freeform:
             return [(tool.name, _raw_input(body[m.end() :]))]
-        am = _ARGS.search(body)
+        am = _ARGS_OPEN.search(body)
         if am is None:
             return [(tool.name, "{}")]
-        text = am.group(2)
+        # up to the last closing tag: a value may mention "</arguments>"
+        end = body.rfind(f"</{am.group(1)}>")
+        text = body[am.end() : end if end >= am.end() else len(body)]
         parsed = parse_json_arguments(text)
         if parsed is not None:
             return [(tool.name, encode_arguments(parsed))]
@@ -203,24 +213,44 @@ def parse_block(block: str, tools: dict[str, ToolSpec]) -> list[tuple[str, str]]
             return None
         if tool.freeform:
             inner = cm.group(2)
-            return [(tool.name, _raw_input(inner) if "<input>" in inner else _one_line_break_off(inner))]
+            return [(tool.name, _raw_input(inner) if _INPUT_OPEN in inner else _one_line_break_off(inner))]
         return [(tool.name, encode_arguments(_params_from_xml(_CHILD.findall(cm.group(2)), tool)))]
     return None
 
 
+_HEAD_MAX = 512  # characters of a block kept to decide what it is
+# a call whose arguments begin as a JSON object with a key (or empty): safe to stream
+_STREAM_HEAD = re.compile(r"\s*<name>\s*([^<>]+?)\s*</name>\s*<arguments>\s*\{(?=\s*[\"}])")
+_NOT_STREAMED = re.compile(r"<arguments>\s*(?:[^\s{]|\{\s*[^\s\"}])")
+
+
 class XmlToolExtractor:
-    """The sans-IO extractor stage."""
+    """The sans-IO extractor stage.
+
+    Linear in the answer: an open block is kept as a list of pieces with only its head (for
+    deciding what it is) and the last few characters (for a closing tag split across events)
+    looked at again; a streamed call's arguments are scanned once, as they arrive.
+    """
 
     __slots__ = (
+        "_args",
         "_body_at",
         "_buf",
         "_calls",
+        "_head",
         "_held",
+        "_hold",
         "_kind",
         "_line_start",
+        "_native",
         "_parallel",
+        "_parts",
+        "_plausible_done",
+        "_size",
         "_starts",
         "_state",
+        "_stream_done",
+        "_tail",
         "_tools",
     )
 
@@ -233,10 +263,20 @@ class XmlToolExtractor:
         self._body_at = 0
         self._calls = 0
         self._line_start = True
-        # a native bot's free-form calls, until the end: index -> (first delta, argument parts)
-        self._held: dict[int, tuple[ToolCallDelta, list[str]]] = {}
         # what may follow a <tool_call> opener in a real call
         self._starts = ("<name>", "<invoke", "{", "<![CDATA[", "```", *(f"<{n}>" for n in self._tools))
+        # a call is required: text before it is held back, and shown only if no call comes
+        self._hold = plan.choice in ("required", "named")
+        self._held: list[str] = []
+        self._parts: list[str] = []
+        self._size = 0
+        self._head = ""
+        self._tail = ""
+        self._plausible_done = False
+        self._stream_done = False
+        self._args: JsonScanner | None = None
+        # a native bot's free-form calls, until the end: index -> (first delta, argument parts)
+        self._native: dict[int, tuple[ToolCallDelta, list[str]]] = {}
 
     def feed(self, batch: list[Delta]) -> list[Delta]:
         """Extract from one batch."""
@@ -245,22 +285,25 @@ class XmlToolExtractor:
             kind = type(d)
             if kind is TextDelta:
                 assert isinstance(d, TextDelta)
-                if self._state == _TEXT and not self._buf and "<" not in d.text and "`" not in d.text:
+                text = d.text
+                if self._state == _TEXT and not self._buf and not self._hold and "<" not in text and "`" not in text:
                     out.append(d)  # the common case: plain prose
-                    self._line_start = d.text.endswith("\n")
+                    self._line_start = text.endswith("\n")
                     continue
-                s = self._buf + d.text
-                self._buf = ""
-                self._process(s, out)
+                if self._buf:
+                    text, self._buf = self._buf + text, ""
+                self._process(text, out)
             elif kind is ResetDelta:
                 self._buf = ""
-                if self._state == _BLOCK:
+                self._held.clear()
+                if self._state in (_BLOCK, _ARGS, _CLOSING):
                     self._state = _AFTER if self._calls else _TEXT
+                    self._open_block()
                 self._line_start = True
                 out.append(RESET)
             elif kind is End or kind is Failure:
                 self._flush(out)
-                self._release_held(out)
+                self._release_native(out)
                 out.append(d)
             elif kind is ToolCallDelta:
                 assert isinstance(d, ToolCallDelta)
@@ -270,21 +313,21 @@ class XmlToolExtractor:
         return out
 
     def _native_call(self, d: ToolCallDelta, out: list[Delta]) -> None:
-        held = self._held.get(d.index)
+        held = self._native.get(d.index)
         if held is not None:
             held[1].append(d.arguments)
             return
         tool = self._tools.get(d.name or "") if d.id is not None else None
         if tool is not None and tool.freeform:
-            self._held[d.index] = (d, [d.arguments])
+            self._native[d.index] = (d, [d.arguments])
             return
         out.append(d)
 
-    def _release_held(self, out: list[Delta]) -> None:
-        for index in sorted(self._held):
-            first, parts = self._held[index]
+    def _release_native(self, out: list[Delta]) -> None:
+        for index in sorted(self._native):
+            first, parts = self._native[index]
             out.append(ToolCallDelta(first.index, first.id, first.name, _unwrap_input("".join(parts))))
-        self._held.clear()
+        self._native.clear()
 
     # --- scanning -------------------------------------------------------------------------
 
@@ -292,11 +335,14 @@ class XmlToolExtractor:
         if not text:
             return
         if self._state == _TEXT:
-            last = out[-1] if out else None
-            if isinstance(last, TextDelta):
-                out[-1] = TextDelta(last.text + text)
+            if self._hold:
+                self._held.append(text)
             else:
-                out.append(TextDelta(text))
+                last = out[-1] if out else None
+                if isinstance(last, TextDelta):
+                    out[-1] = TextDelta(last.text + text)
+                else:
+                    out.append(TextDelta(text))
         self._line_start = text.endswith("\n")
 
     def _candidate(self, s: str) -> int:
@@ -317,6 +363,12 @@ class XmlToolExtractor:
             if state == _BLOCK:
                 s = self._block(s, out)
                 continue
+            if state == _ARGS:
+                s = self._stream_args(s, out)
+                continue
+            if state == _CLOSING:
+                s = self._closing(s)
+                continue
             j = self._candidate(s)
             if j < 0:
                 self._text_out(s, out)
@@ -334,9 +386,19 @@ class XmlToolExtractor:
             assert isinstance(found, tuple)
             self._kind, self._body_at = found
             self._state = _BLOCK
+            self._open_block()
 
-    def _plausible(self, s: str) -> bool:
-        body = s[self._body_at :].lstrip()
+    def _open_block(self) -> None:
+        self._parts = []
+        self._size = 0
+        self._head = ""
+        self._tail = ""
+        self._plausible_done = False
+        self._stream_done = self._kind != "tool_call"
+        self._args = None
+
+    def _plausible(self) -> bool:
+        body = self._head[self._body_at :].lstrip()
         if not body:
             return True
         if self._kind == "invoke":
@@ -345,32 +407,109 @@ class XmlToolExtractor:
             starts = ("<invoke",)
         else:
             starts = self._starts
-        return any(body.startswith(p) or p.startswith(body) for p in starts)
+        if any(body.startswith(p) for p in starts):
+            self._plausible_done = True
+            return True
+        return any(p.startswith(body) for p in starts)
 
     def _release(self, s: str, out: list[Delta]) -> str:
         """Not a call after all: the first character is text; rescan the rest."""
         self._state = _AFTER if self._calls else _TEXT
+        self._parts = []
         self._text_out(s[0], out)
         return s[1:]
 
-    def _block(self, s: str, out: list[Delta]) -> str:
-        close = _CLOSE[self._kind]
-        end = s.find(close, self._body_at)
+    def _find_close(self, t: str, close: str) -> int:
+        """Where ``close`` ends in ``t`` (a tag may have begun in earlier text), or -1."""
+        scan = self._tail + t
+        end = scan.find(close)
         if end < 0:
-            if not self._plausible(s) or len(s) > MAX_BLOCK:
-                return self._release(s, out)
-            self._buf = s
+            self._tail = scan[-(len(close) - 1) :]
+            return -1
+        return end + len(close) - len(self._tail)
+
+    def _block(self, t: str, out: list[Delta]) -> str:
+        head_grew = len(self._head) < _HEAD_MAX
+        if head_grew:
+            self._head += t[: _HEAD_MAX - len(self._head)]
+            if not self._stream_done:
+                found = self._streamable()
+                if found is not None:
+                    return self._start_stream("".join(self._parts) + t, *found, out)
+        cut = self._find_close(t, _CLOSE[self._kind])
+        if cut >= 0:
+            self._parts.append(t[:cut])
+            block = "".join(self._parts)
+            rest = t[cut:]
+            self._parts = []
+            if not self._emit(block, out):
+                return self._release(block + rest, out)
+            return rest
+        self._parts.append(t)
+        self._size += len(t)
+        if (head_grew and not self._plausible_done and not self._plausible()) or self._size > MAX_BLOCK:
+            return self._release("".join(self._parts), out)
+        return ""
+
+    def _streamable(self) -> tuple[ToolSpec, int] | None:
+        """A ``<tool_call>`` of a known tool whose arguments begin as a JSON object: the tool and
+        where its arguments begin (after the brace)."""
+        head = self._head
+        m = _STREAM_HEAD.match(head, self._body_at)
+        if m is None:
+            if len(head) >= _HEAD_MAX or _NOT_STREAMED.search(head, self._body_at):
+                self._stream_done = True
+            return None
+        self._stream_done = True
+        tool = _lookup(self._tools, m.group(1))
+        # a free-form tool's input is raw text, not these JSON arguments: it is sent whole
+        return None if tool is None or tool.freeform else (tool, m.end())
+
+    def _start_stream(self, text: str, tool: ToolSpec, at: int, out: list[Delta]) -> str:
+        """Send the call now; its arguments follow as they arrive."""
+        self._parts = []
+        self._held.clear()
+        out.append(ToolCallDelta(self._calls, call_id(), tool.name, "{"))
+        self._calls += 1
+        self._args = JsonScanner()
+        self._state = _ARGS
+        self._line_start = False
+        return text[at:]
+
+    def _arg_fragment(self, text: str, out: list[Delta]) -> None:
+        if not text:
+            return
+        last = out[-1] if out else None
+        index = self._calls - 1
+        if isinstance(last, ToolCallDelta) and last.index == index:
+            out[-1] = ToolCallDelta(index, last.id, last.name, last.arguments + text)
+        else:
+            out.append(ToolCallDelta(index, None, None, text))
+
+    def _stream_args(self, t: str, out: list[Delta]) -> str:
+        args = self._args
+        assert args is not None
+        fragment, rest = args.feed(t)
+        self._arg_fragment(fragment, out)
+        if rest is None:
             return ""
-        end += len(close)
-        block, rest = s[:end], s[end:]
-        if not self._emit(block, out):
-            return self._release(s, out)
+        self._state = _CLOSING
+        self._tail = ""
         return rest
+
+    def _closing(self, t: str) -> str:
+        """After streamed arguments: skip to the call's closing tag."""
+        cut = self._find_close(t, _CLOSE["tool_call"])
+        if cut < 0:
+            return ""
+        self._state = _AFTER if self._parallel else _STOPPED
+        return t[cut:]
 
     def _emit(self, block: str, out: list[Delta]) -> bool:
         calls = parse_block(block, self._tools)
         if not calls:
             return False
+        self._held.clear()
         for name, arguments in calls:
             out.append(ToolCallDelta(self._calls, call_id(), name, arguments))
             self._calls += 1
@@ -383,9 +522,20 @@ class XmlToolExtractor:
     def _flush(self, out: list[Delta]) -> None:
         """End of the answer: an unclosed block that parses is a call; anything held is text."""
         buf, self._buf = self._buf, ""
+        if self._state in (_ARGS, _CLOSING):  # a streamed call stands as sent
+            self._state = _AFTER
+            return
         if self._state == _BLOCK:
-            if self._emit(buf, out):
+            block = "".join(self._parts)
+            self._parts = []
+            if self._emit(block + buf, out):
                 return
             self._state = _AFTER if self._calls else _TEXT
+            buf = block + buf
         if self._state != _STOPPED:
             self._text_out(buf, out)
+        if self._held:
+            held = "".join(self._held)
+            self._held.clear()
+            self._hold = False
+            self._text_out(held, out)

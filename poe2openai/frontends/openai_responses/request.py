@@ -17,14 +17,23 @@ that would change the meaning of the request and that the gateway does not serve
 from __future__ import annotations
 
 import mimetypes
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from poe2openai.conversation import AttachmentInput, CallRequest, Message, ReasoningRequest, ToolCallInput
+from poe2openai.conversation import (
+    AttachmentInput,
+    CallRequest,
+    Message,
+    OutputFormat,
+    ReasoningRequest,
+    ToolCallInput,
+)
 from poe2openai.errors import bad_request, check_nesting, shown
 from poe2openai.frontends.openai_responses.tools import Tools, read_tools, tool_plan
+from poe2openai.pipeline.json_output import check_schema
 from poe2openai.poe.bot_parameters import EFFORTS
 
 MAX_MODEL_NAME = 256
@@ -34,6 +43,7 @@ _SUMMARIES = ("auto", "concise", "detailed", "none")
 _ASSISTANT_SIDE = ("function_call", "custom_tool_call")
 _OUTPUTS = ("function_call_output", "custom_tool_call_output")
 TEXT_FORMATS = ("text", "json_schema", "json_object")
+_FORMAT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(slots=True)
@@ -47,7 +57,6 @@ class ResponsesBody:
     call: CallRequest  # messages still empty: see :func:`conversation`
     previous_response_id: str | None = None
     store: bool = True
-    text_format: dict[str, Any] | None = None  # text.format; structured output (issue 13) hooks in here
     echo: dict[str, Any] = field(default_factory=dict)  # request fields the response object repeats
 
 
@@ -104,26 +113,40 @@ def _reasoning(body: dict[str, Any]) -> tuple[ReasoningRequest, dict[str, Any]]:
     return r, echo
 
 
-def _text_config(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _text_config(body: dict[str, Any]) -> tuple[dict[str, Any], OutputFormat]:
+    """``text`` (echoed) and its ``format`` as the engine's structured-output request."""
     raw = body.get("text")
     if raw is None:
-        return {"format": {"type": "text"}}, None
+        return {"format": {"type": "text"}}, OutputFormat()
     if not isinstance(raw, dict):
         raise bad_request("text must be an object", "text")
     fmt = raw.get("format")
     if fmt is None:
-        return {**raw, "format": {"type": "text"}}, None
+        return {**raw, "format": {"type": "text"}}, OutputFormat()
     if not isinstance(fmt, dict) or fmt.get("type") not in TEXT_FORMATS:
         kind = fmt.get("type") if isinstance(fmt, dict) else fmt
         message = f"text.format.type must be one of {', '.join(TEXT_FORMATS)} (got {shown(kind)})"
         raise bad_request(message, "text.format.type")
-    if fmt["type"] == "json_schema":
-        if not isinstance(fmt.get("name"), str) or not fmt["name"]:
-            raise bad_request("text.format.name is required for json_schema", "text.format.name")
-        if not isinstance(fmt.get("schema"), dict):
-            raise bad_request("text.format.schema must be a JSON schema object", "text.format.schema")
-        check_nesting(fmt["schema"], "text.format.schema")
-    return dict(raw), (fmt if fmt["type"] != "text" else None)
+    if fmt["type"] != "json_schema":
+        return dict(raw), OutputFormat(fmt["type"])
+    name = fmt.get("name")
+    if not isinstance(name, str) or not _FORMAT_NAME.fullmatch(name):
+        message = f"text.format.name must be 1 to 64 letters, digits, _ or - (got {shown(name)})"
+        raise bad_request(message, "text.format.name")
+    description = fmt.get("description") or ""
+    if not isinstance(description, str):
+        raise bad_request("text.format.description must be a string", "text.format.description")
+    strict = fmt.get("strict")
+    if strict is not None and not isinstance(strict, bool):
+        raise bad_request("text.format.strict must be true or false", "text.format.strict")
+    schema = fmt.get("schema")
+    if not isinstance(schema, dict):
+        raise bad_request("text.format.schema must be a JSON Schema object", "text.format.schema")
+    check_nesting(schema, "text.format.schema")
+    problem = check_schema(schema)
+    if problem is not None:
+        raise bad_request(f"text.format.schema is not a valid JSON Schema: {problem}", "text.format.schema")
+    return dict(raw), OutputFormat("json_schema", schema or None, name, description, bool(strict))
 
 
 def _limits(body: dict[str, Any]) -> tuple[float | None, float | None, int | None]:
@@ -198,7 +221,7 @@ def parse_body(body: Any) -> ResponsesBody:
     reasoning, reasoning_echo = _reasoning(body)
     if tools.web_search:
         reasoning.if_supported["web_search"] = True
-    text, text_format = _text_config(body)
+    text, output = _text_config(body)
     temperature, top_p, limit = _limits(body)
     stream = _bool(body, "stream", False)
     store = _bool(body, "store", True)
@@ -218,6 +241,7 @@ def parse_body(body: Any) -> ResponsesBody:
         temperature=temperature,
         max_tokens=limit,
         stream_usage=True,  # a Responses answer always reports its usage
+        output=output,
     )
     tier = body.get("service_tier")
     echo = {
@@ -247,7 +271,6 @@ def parse_body(body: Any) -> ResponsesBody:
         call=call,
         previous_response_id=previous,
         store=store,
-        text_format=text_format,
         echo=echo,
     )
 
