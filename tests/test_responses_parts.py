@@ -297,6 +297,21 @@ def test_extractor_streams_a_freeform_call_split_anywhere() -> None:
     assert "".join(d.text for d in out if isinstance(d, TextDelta)) == "Here.\n"
 
 
+def test_freeform_call_written_as_json_arguments_is_not_streamed_as_json() -> None:
+    answer = (
+        "<tool_call>\n<name>apply_patch</name>\n<arguments>"
+        + json.dumps({"input": PATCH})
+        + "</arguments>\n</tool_call>"
+    )
+    ex = XmlToolExtractor(PLAN)
+    out: list[Any] = []
+    for i in range(0, len(answer), 5):
+        out += ex.feed([TextDelta(answer[i : i + 5])])
+    out += ex.feed([End()])
+    calls = [d for d in out if isinstance(d, ToolCallDelta)]
+    assert [(c.name, c.arguments) for c in calls] == [("apply_patch", PATCH)]
+
+
 def test_native_freeform_call_is_unwrapped_to_raw_text() -> None:
     ex = XmlToolExtractor(PLAN)
     args = json.dumps({"input": PATCH})
