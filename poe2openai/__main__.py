@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    if settings.workers > 1 and not args.demo:
+        from poe2openai.server.workers import run_workers
+
+        return run_workers(settings)
     from poe2openai.server.serve import serve
 
     try:

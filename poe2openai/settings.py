@@ -72,6 +72,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "MAX_COMPRESSION_RATIO", "100", "a gzip/deflate body may inflate to this many times its size (past 1 MiB)"
     ),
+    Variable("METRICS_TOKEN", "", "bearer token for /metrics (empty: the admin credentials only)"),
+    Variable("WORKERS", "1", "worker processes on one port (more than 1: gunicorn with aiohttp's worker)"),
+    Variable("REDIS_URL", "", "redis:// URL of the state shared by several gateways (empty: in memory)"),
 )
 
 
@@ -103,6 +106,9 @@ class Settings:
     keepalive_timeout_seconds: float = 20.0
     request_body_timeout_seconds: float = 60.0
     max_compression_ratio: float = 100.0
+    metrics_token: str = ""
+    workers: int = 1
+    redis_url: str = ""
 
     @property
     def uses_default_password(self) -> bool:
@@ -204,6 +210,13 @@ def _hosts(name: str, raw: str) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _redis_url(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError(f"{name} is not a redis://, rediss:// or unix:// URL")  # no echo: it may hold a password
+    return value
+
+
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse the settings from ``environ`` (default: ``os.environ``)."""
     env = os.environ if environ is None else environ
@@ -240,6 +253,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         keepalive_timeout_seconds=get("KEEPALIVE_TIMEOUT_SECONDS", _positive),
         request_body_timeout_seconds=get("REQUEST_BODY_TIMEOUT_SECONDS", _positive),
         max_compression_ratio=get("MAX_COMPRESSION_RATIO", lambda n, r: _float(n, r, 1)),
+        metrics_token=env.get("METRICS_TOKEN", "").strip(),
+        workers=get("WORKERS", lambda n, r: _int(n, r, 1, 64)),
+        redis_url=get("REDIS_URL", _redis_url),
     )
 
 

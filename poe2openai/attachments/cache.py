@@ -15,9 +15,21 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 V = TypeVar("V")
+
+
+class CacheStats(Protocol):
+    """Where the cache reports its hits and uploads (the metrics)."""
+
+    def hit(self) -> None:
+        """A value came from the cache."""
+        ...
+
+    def miss(self, size: int) -> None:
+        """A value of ``size`` bytes was made (uploaded)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +49,7 @@ class UploadCache(Generic[V]):
         self._entries: OrderedDict[str, _Entry[V]] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[tuple[V, int]]] = {}
         self.size = 0
+        self.stats: CacheStats | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -73,13 +86,18 @@ class UploadCache(Generic[V]):
     async def get_or_make(self, key: str, make: Callable[[], Awaitable[tuple[V, int]]]) -> V:
         """The cached value, or the result of one shared ``make()`` (value, size) for all callers."""
         found = self.get(key)
+        stats = self.stats
         if found is not None:
+            if stats is not None:
+                stats.hit()
             return found
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.ensure_future(self._make(key, make))
             task.add_done_callback(_retrieve)
             self._inflight[key] = task
+        elif stats is not None:
+            stats.hit()  # shares an upload in progress
         # shield: a caller that goes away must not cancel the upload others wait for
         value, _ = await asyncio.shield(task)
         return value
@@ -87,6 +105,8 @@ class UploadCache(Generic[V]):
     async def _make(self, key: str, make: Callable[[], Awaitable[tuple[V, int]]]) -> tuple[V, int]:
         try:
             value, size = await make()
+            if self.stats is not None:
+                self.stats.miss(size)
             self.put(key, value, size)
             return value, size
         finally:

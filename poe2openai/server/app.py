@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from poe2openai.admin.api import setup_admin
+from poe2openai.admin.metrics import setup_metrics
 from poe2openai.attachments.cache import UploadCache
 from poe2openai.attachments.uploader import Uploaded, Uploader
 from poe2openai.attachments.url_guard import new_fetch_session
@@ -68,15 +69,18 @@ async def log_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     """A request id header and one log line per request."""
     rid = request.headers.get("X-Request-Id", "")[:64] or request_id()
     facts = request[INFO] = RequestInfo(rid)
-    started = time.perf_counter()
+    started = facts.started
     status = 500
     try:
         resp = await handler(request)
         status = resp.status
+        if not resp.prepared:  # a whole answer: its headers go out after this
+            facts.overhead_ms = facts.overhead_now()
         return resp
     finally:
         if request.path != "/healthz":
             total = (time.perf_counter() - started) * 1000
+            _record(request, status, facts, total)
             extra = ""
             if facts.model is not None:
                 extra += f" model={facts.model}"
@@ -85,7 +89,17 @@ async def log_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             usage = facts.usage
             if usage is not None:
                 extra += f" tokens={usage.prompt_tokens}+{usage.completion_tokens}"
-            access.info("%s %s %s %d%s total_ms=%.1f", rid, request.method, request.path, status, extra, total)
+            tail = f" overhead_ms={facts.overhead_ms:.1f}" if facts.dialect and facts.overhead_ms is not None else ""
+            access.info("%s %s %s %d%s total_ms=%.1f%s", rid, request.method, request.path, status, extra, total, tail)
+
+
+def _record(request: web.Request, status: int, facts: RequestInfo, total_ms: float) -> None:
+    gw = request.app.get(GATEWAY)
+    if gw is None:
+        return
+    route = request.match_info.route.resource
+    pattern = route.canonical if route is not None else "unmatched"
+    gw.metrics.request_done(pattern, status, facts, total_ms / 1000)
 
 
 _PREFETCH = web.AppKey("prefetch", asyncio.Task[None])
@@ -133,6 +147,7 @@ def create_app(settings: Settings) -> web.Application:
             uploader=uploader,
         )
         app[GATEWAY] = gw
+        cache.stats = gw.metrics
         warm_up()
         # Fetch the model list in the background so names resolve from the first request.
         app[_PREFETCH] = asyncio.ensure_future(_prefetch(catalog))
@@ -150,6 +165,10 @@ def create_app(settings: Settings) -> web.Application:
         facts = info(request)
         facts.sent = response
         response.headers["X-Request-Id"] = facts.request_id
+        # the gateway's own time up to these headers (for a stream: before its body)
+        if facts.overhead_ms is None:
+            facts.overhead_ms = facts.overhead_now()
+        response.headers["X-Gateway-Overhead-Ms"] = f"{facts.overhead_ms:.2f}"
         add_cors_headers(request, response, settings.cors_allow_origins)
 
     app.on_response_prepare.append(on_prepare)
@@ -159,6 +178,7 @@ def create_app(settings: Settings) -> web.Application:
     openai_chat.setup(app)
     app.router.add_get("/healthz", healthz)
     setup_admin(app)
+    setup_metrics(app)
     app.router.add_get("/", _index)
     return app
 

@@ -1,0 +1,109 @@
+"""WORKERS=2: gunicorn with aiohttp's worker serves streams on one port, sums the metrics of
+both workers, keeps the request log, and stops cleanly on SIGTERM with streams in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from poe2openai.simulator import DONE, Simulator, Sleep, text
+
+from .conftest import user
+from .test_operations import free_port
+
+AUTH = {"Authorization": aiohttp.encode_basic_auth("admin", "123456")}
+
+
+def children(pid: int) -> list[int]:
+    """The worker processes of the gunicorn master."""
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(p) for p in found]
+
+
+async def start_workers(sim: Simulator, workers: int, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "POE_BASE_URL": sim.base_url,
+        "SHUTDOWN_GRACE_SECONDS": "10",
+        "RATE_LIMIT_MS": "0",
+        "CONFIG_DIR": str(tmp),
+        "WORKERS": str(workers),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "poe2openai"], env=env, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as s:
+        for _ in range(600):
+            try:
+                async with s.get(url + "/healthz") as r:
+                    if r.status == 200 and len(children(proc.pid)) == workers:
+                        return proc, url
+            except (aiohttp.ClientError, FileNotFoundError):
+                pass
+            await asyncio.sleep(0.05)
+    proc.kill()
+    raise AssertionError("the workers did not start")
+
+
+async def stream(s: aiohttp.ClientSession, url: str, model: str, started: asyncio.Event | None = None) -> bytes:
+    async with s.post(
+        url + "/v1/chat/completions",
+        headers={"Authorization": "Bearer k"},
+        json={"model": model, "messages": user("x"), "stream": True},
+    ) as r:
+        assert r.status == 200
+        first = await r.content.readline()
+        if started is not None:
+            started.set()
+        return first + await r.read()
+
+
+async def test_two_workers_serve_streams_and_stop_cleanly_on_sigterm(sim: Simulator, tmp_path: Path) -> None:
+    proc, url = await start_workers(sim, 2, tmp_path)
+    try:
+        workers = children(proc.pid)
+        assert len(workers) == 2
+        async with aiohttp.ClientSession() as s:
+            raws = await asyncio.gather(*(stream(s, url, "gpt-4o-mini") for _ in range(8)))
+            assert all(r.endswith(b"data: [DONE]\n\n") for r in raws)
+            # every worker's counts are in the one /metrics, whichever worker answers it
+            for _ in range(3):
+                async with s.get(url + "/metrics", headers=AUTH) as r:
+                    assert r.status == 200
+                    body = await r.text()
+                total = sum(
+                    sample.value
+                    for family in text_string_to_metric_families(body)
+                    for sample in family.samples
+                    if sample.name == "poe2openai_requests_total"
+                    and sample.labels.get("route") == "/v1/chat/completions"
+                )
+                assert total == 8
+            # a stream in flight when SIGTERM arrives still finishes
+            sim.script("slow-bot", [s for i in range(10) for s in (text(f"part{i} "), Sleep(0.1))] + [DONE])
+            started = asyncio.Event()
+            slow = asyncio.ensure_future(stream(s, url, "slow-bot", started))
+            await started.wait()
+            proc.send_signal(signal.SIGTERM)
+            raw = await slow
+        assert b"part9" in raw and raw.endswith(b"data: [DONE]\n\n")
+        assert await asyncio.to_thread(proc.wait, 30) == 0
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        assert "Traceback" not in err
+        assert err.count("POST /v1/chat/completions 200") == 9  # the request log, from both workers
+        assert all(f"worker {pid} serving" in err for pid in workers)
+        assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
