@@ -576,11 +576,11 @@ async def serve(request: web.Request, req: CallRequest, frontend: Frontend, key:
     gw.calls.add(call)
     try:
         if req.stream:
-            gw.metrics.open_streams.inc()
+            gw.metrics.stream_opened()
             try:
                 return await call.stream()
             finally:
-                gw.metrics.open_streams.dec()
+                gw.metrics.stream_closed()
         return await call.respond()
     finally:
         gw.calls.discard(call)

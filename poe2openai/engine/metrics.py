@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from poe2openai.engine.request_info import RequestInfo
+from poe2openai.engine.traffic import Traffic
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
@@ -108,6 +109,17 @@ class Metrics:
         self.cache_bytes = Counter(
             "poe2openai_attachment_uploaded_bytes", "Bytes of the attachments uploaded to Poe", registry=reg
         )
+        self.traffic = Traffic()  # the admin page's last hour
+
+    def stream_opened(self) -> None:
+        """A stream starts."""
+        self.open_streams.inc()
+        self.traffic.streams(1)
+
+    def stream_closed(self) -> None:
+        """A stream ends."""
+        self.open_streams.dec()
+        self.traffic.streams(-1)
 
     # --- the attachment cache's statistics (see UploadCache.stats) -----------------------
 
@@ -142,6 +154,8 @@ class Metrics:
             self.completion_tokens.labels(model).inc(usage.completion_tokens)
         if facts.error is not None:
             self.errors.labels(facts.error, str(facts.error_status)).inc()
+        ttft = facts.ttft_ms / 1000 if facts.ttft_ms is not None else None
+        self.traffic.request(model, ttft, facts.error is not None or status >= 400)
 
     def exposition(self) -> bytes:
         """The text format, summed over every worker process in multiprocess mode."""

@@ -11,14 +11,16 @@ from aiohttp import web
 
 from poe2openai.admin.api import setup_admin
 from poe2openai.admin.metrics import setup_metrics
+from poe2openai.admin.traffic import setup_traffic
 from poe2openai.attachments.cache import UploadCache
-from poe2openai.attachments.uploader import Uploaded, Uploader
+from poe2openai.attachments.uploader import SharedUploads, Uploaded, Uploader
 from poe2openai.attachments.url_guard import new_fetch_session
 from poe2openai.engine.gateway import GATEWAY, Gateway
 from poe2openai.engine.http import error_renderer, json_response
 from poe2openai.engine.models_yaml import ConfigStore
 from poe2openai.engine.rate_limit import RateLimiter
 from poe2openai.engine.request_info import INFO, RequestInfo, info
+from poe2openai.engine.shared import Shared
 from poe2openai.errors import ApiError
 from poe2openai.frontends.openai_chat import routes as openai_chat
 from poe2openai.frontends.openai_chat.models import healthz
@@ -112,6 +114,17 @@ async def _prefetch(catalog: ModelCatalog) -> None:
         pass  # logged by the catalogue; /v1/models will try again
 
 
+def _share(settings: Settings, config: ConfigStore, cache: UploadCache[Uploaded]) -> Shared | None:
+    """With REDIS_URL: the pace, the attachment map and models.yaml shared through Redis."""
+    if not settings.redis_url:
+        return None
+    shared = Shared(settings.redis_url)
+    cache.remote = SharedUploads(shared.map("uploads"))
+    config.on_save = shared.config_saved
+    shared.watch_config(config.adopt, first=not config.path.exists())
+    return shared
+
+
 def create_app(settings: Settings) -> web.Application:
     """The gateway application for ``settings``."""
     app = web.Application(
@@ -124,10 +137,11 @@ def create_app(settings: Settings) -> web.Application:
         poe = PoeClient(session, settings.poe_base_url)
         catalog = ModelCatalog(poe, ttl=settings.models_cache_seconds)
         config = ConfigStore(settings.config_dir, log.warning)
-        limiter = RateLimiter(settings.rate_limit_ms, settings.rate_limit_max_wait_ms)
         cache: UploadCache[Uploaded] = UploadCache(
             int(settings.url_cache_size_mb * 1024 * 1024), settings.url_cache_ttl_seconds
         )
+        shared = _share(settings, config, cache)
+        limiter = RateLimiter(settings.rate_limit_ms, settings.rate_limit_max_wait_ms, shared)
         fetcher = new_fetch_session(guarded=not settings.allow_private_urls)
         uploader = Uploader(
             session,
@@ -145,8 +159,11 @@ def create_app(settings: Settings) -> web.Application:
             config=config,
             limiter=limiter,
             uploader=uploader,
+            shared=shared,
         )
         app[GATEWAY] = gw
+        if shared is not None:
+            shared.publish_traffic(gw.metrics.traffic.export)
         cache.stats = gw.metrics
         warm_up()
         # Fetch the model list in the background so names resolve from the first request.
@@ -159,6 +176,9 @@ def create_app(settings: Settings) -> web.Application:
         app[_PREFETCH].cancel()
         await app[GATEWAY].session.close()
         await app[GATEWAY].uploader.fetch_session.close()
+        shared = app[GATEWAY].shared
+        if shared is not None:
+            await shared.close()
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
         # the headers every response carries, streams included, set in one place
@@ -179,6 +199,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     setup_admin(app)
     setup_metrics(app)
+    setup_traffic(app)
     app.router.add_get("/", _index)
     return app
 
