@@ -94,13 +94,30 @@ async def test_metrics_need_the_admin_credentials_or_the_token(
     start_gateway: Callable[[Settings], Any], settings: Settings, http: aiohttp.ClientSession
 ) -> None:
     gw: Running = await start_gateway(settings.replace(metrics_token="scrape-me"))
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": aiohttp.encode_basic_auth("admin", "x")}):
+    async with http.get(gw.url + "/metrics", headers={"Authorization": "Bearer wrong"}) as r:
+        assert r.status == 401
+        assert r.headers["WWW-Authenticate"] == "Bearer"
+        assert (await r.json())["error"]["code"] == "metrics_auth_required"
+    for headers in ({}, {"Authorization": aiohttp.encode_basic_auth("admin", "x")}):
         async with http.get(gw.url + "/metrics", headers=headers) as r:
             assert r.status == 401
-            assert r.headers["WWW-Authenticate"] == "Bearer"
-            assert (await r.json())["error"]["code"] == "metrics_auth_required"
+            assert r.headers["WWW-Authenticate"].startswith("Basic")
     assert "poe2openai_requests_total" in await scrape(http, gw, {"Authorization": "Bearer scrape-me"})
     assert "poe2openai_requests_total" in await scrape(http, gw, AUTH)
+
+
+async def test_wrong_metrics_tokens_are_throttled_like_admin_logins(
+    start_gateway: Callable[[Settings], Any], settings: Settings, http: aiohttp.ClientSession
+) -> None:
+    gw: Running = await start_gateway(settings.replace(metrics_token="scrape-me"))
+    statuses = []
+    for _ in range(7):
+        async with http.get(gw.url + "/metrics", headers={"Authorization": "Bearer guess"}) as r:
+            statuses.append(r.status)
+    assert statuses[:5] == [401] * 5 and statuses[-1] == 429
+    # and the throttle is the admin page's: the guesser is refused there too
+    async with http.get(gw.url + "/admin/api/state", headers=AUTH) as r:
+        assert r.status == 429
 
 
 async def test_without_a_token_metrics_ask_for_basic_auth(gw: Running, http: aiohttp.ClientSession) -> None:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from poe2openai.simulator import DONE, Simulator, Sleep, text
@@ -89,6 +90,14 @@ async def test_two_workers_serve_streams_and_stop_cleanly_on_sigterm(sim: Simula
                     and sample.labels.get("route") == "/v1/chat/completions"
                 )
                 assert total == 8
+            # the Traffic view too: both workers' minutes, whichever worker answers
+            for _ in range(100):
+                async with s.get(url + "/admin/api/traffic", headers=AUTH) as r:
+                    view = await r.json()
+                if view["processes"] == 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert view["processes"] == 2 and sum(view["models"]["*"]["requests"]) == 8
             # a stream in flight when SIGTERM arrives still finishes
             sim.script("slow-bot", [s for i in range(10) for s in (text(f"part{i} "), Sleep(0.1))] + [DONE])
             started = asyncio.Event()
@@ -107,3 +116,16 @@ async def test_two_workers_serve_streams_and_stop_cleanly_on_sigterm(sim: Simula
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_compose_runs_two_replicas_redis_and_unbuffered_nginx() -> None:
+    root = Path(__file__).resolve().parent.parent / "contrib"
+    compose = yaml.safe_load((root / "compose.yaml").read_text())
+    services = compose["services"]
+    gateways = [s for s in services.values() if s.get("build") == ".."]
+    assert len(gateways) == 2
+    assert all(g["environment"]["REDIS_URL"] == "redis://redis:6379/0" for g in gateways)
+    assert services["redis"]["image"].startswith("redis:")
+    nginx = (root / "nginx.conf").read_text()
+    assert "proxy_buffering off;" in nginx
+    assert all(f"server {name}:8080" in nginx for name in services if name.startswith("gateway-"))

@@ -1,7 +1,8 @@
 """``GET /admin/api/traffic``: the last hour per minute and per model, for the Traffic view.
 
 With Redis the answer merges every process that shares it (each keeps its last hour there,
-refreshed every few seconds); without Redis it is this process's own traffic.
+refreshed every few seconds); without Redis, the workers of one gunicorn master meet in a
+shared folder the same way; otherwise it is this process's own traffic.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ async def traffic(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     own = gw.metrics.traffic.export()
     exports = None
-    shared = gw.shared
+    shared, folder = gw.shared, gw.metrics.traffic_folder
     if shared is not None:
         await shared.put_traffic(own)  # this process as it is now
         exports = await shared.all_traffic()
+    if exports is None and folder is not None:
+        await folder.write()
+        exports = await folder.all()
     processes = len(exports) if exports else 1
     body = merge(exports or [own], gw.metrics.traffic.clock())
     body["processes"] = processes

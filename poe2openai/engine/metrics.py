@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from poe2openai.engine.request_info import RequestInfo
-from poe2openai.engine.traffic import Traffic
+from poe2openai.engine.traffic import FolderShare, Traffic
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
@@ -110,6 +110,9 @@ class Metrics:
             "poe2openai_attachment_uploaded_bytes", "Bytes of the attachments uploaded to Poe", registry=reg
         )
         self.traffic = Traffic()  # the admin page's last hour
+        folder = multiprocess_dir()
+        # several workers without Redis: their traffic meets in the metrics' folder
+        self.traffic_folder = FolderShare(folder, self.traffic.export) if folder else None
 
     def stream_opened(self) -> None:
         """A stream starts."""

@@ -7,11 +7,16 @@ merged counts), and the most streams open at once. Recorded once per request.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 MINUTES = 60
 # upper bounds of the time-to-first-token bins, in seconds; the last bin is open-ended
@@ -121,3 +126,58 @@ def merge(exports: Iterable[dict[str, Any]], now: float) -> dict[str, Any]:
         for label in requests
     }
     return {"minutes": [m * 60 for m in minutes], "open_streams": open_streams, "models": models}
+
+
+class FolderShare:
+    """The workers of one host without Redis: each writes its last hour to a file in a shared
+    folder (the metrics' multiprocess folder) every few seconds; any worker reads them all."""
+
+    def __init__(self, folder: str, export: Callable[[], dict[str, Any]]) -> None:
+        self.folder = Path(folder)
+        self.export = export
+        self.own = self.folder / f"traffic-{os.getpid()}.json"
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, every: float = 2.0) -> None:
+        """Keep this worker's file fresh."""
+        self._task = asyncio.ensure_future(self._loop(every))
+
+    async def _loop(self, every: float) -> None:
+        while True:
+            await self.write()
+            await asyncio.sleep(every)
+
+    async def write(self) -> None:
+        """Write this worker's buckets now."""
+        data = orjson.dumps(self.export())
+        await asyncio.to_thread(self._write, data)
+
+    def _write(self, data: bytes) -> None:
+        temp = self.own.with_suffix(".tmp")
+        try:
+            temp.write_bytes(data)
+            os.replace(temp, self.own)
+        except OSError:
+            pass
+
+    async def all(self) -> list[dict[str, Any]]:
+        """The buckets of every live worker."""
+        return await asyncio.to_thread(self._read)
+
+    def _read(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for path in self.folder.glob("traffic-*.json"):
+            try:
+                pid = int(path.stem.split("-", 1)[1])
+                os.kill(pid, 0)  # a worker that died leaves its file; its minutes are not shown
+                out.append(orjson.loads(path.read_bytes()))
+            except (ValueError, OSError, orjson.JSONDecodeError):
+                continue
+        return out
+
+    async def close(self) -> None:
+        """Stop writing and remove this worker's file."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self.own.unlink(missing_ok=True)

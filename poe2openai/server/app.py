@@ -164,6 +164,8 @@ def create_app(settings: Settings) -> web.Application:
         app[GATEWAY] = gw
         if shared is not None:
             shared.publish_traffic(gw.metrics.traffic.export)
+        if gw.metrics.traffic_folder is not None:
+            gw.metrics.traffic_folder.start()
         cache.stats = gw.metrics
         warm_up()
         # Fetch the model list in the background so names resolve from the first request.
@@ -179,6 +181,9 @@ def create_app(settings: Settings) -> web.Application:
         shared = app[GATEWAY].shared
         if shared is not None:
             await shared.close()
+        folder = app[GATEWAY].metrics.traffic_folder
+        if folder is not None:
+            await folder.close()
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
         # the headers every response carries, streams included, set in one place
