@@ -4,6 +4,7 @@ both workers, keeps the request log, and stops cleanly on SIGTERM with streams i
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,6 +20,7 @@ from poe2openai.simulator import DONE, Simulator, Sleep, text
 
 from .conftest import user
 from .test_operations import free_port
+from .test_shared_state import REDIS, RedisServer, redis_server  # noqa: F401 (redis_server is a fixture)
 
 AUTH = {"Authorization": aiohttp.encode_basic_auth("admin", "123456")}
 
@@ -28,7 +31,7 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in found]
 
 
-async def start_workers(sim: Simulator, workers: int, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+async def start_workers(sim: Simulator, workers: int, tmp: Path, **extra: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
         **os.environ,
@@ -39,6 +42,7 @@ async def start_workers(sim: Simulator, workers: int, tmp: Path) -> tuple[subpro
         "RATE_LIMIT_MS": "0",
         "CONFIG_DIR": str(tmp),
         "WORKERS": str(workers),
+        **extra,
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     proc = subprocess.Popen([sys.executable, "-m", "poe2openai"], env=env, stderr=subprocess.PIPE)
@@ -47,7 +51,7 @@ async def start_workers(sim: Simulator, workers: int, tmp: Path) -> tuple[subpro
         for _ in range(600):
             try:
                 async with s.get(url + "/healthz") as r:
-                    if r.status == 200 and len(children(proc.pid)) == workers:
+                    if r.status == 200 and len(children(proc.pid)) == (workers if workers > 1 else 0):
                         return proc, url
             except (aiohttp.ClientError, FileNotFoundError):
                 pass
@@ -129,3 +133,31 @@ def test_compose_runs_two_replicas_redis_and_unbuffered_nginx() -> None:
     nginx = (root / "nginx.conf").read_text()
     assert "proxy_buffering off;" in nginx
     assert all(f"server {name}:8080" in nginx for name in services if name.startswith("gateway-"))
+
+
+@pytest.mark.skipif(not Path(REDIS).exists(), reason="redis-server is not installed")
+async def test_two_gateway_processes_with_one_redis_keep_one_pace(
+    sim: Simulator,
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    procs = []
+    try:
+        for name in ("a", "b"):
+            folder = tmp_path / name
+            folder.mkdir()
+            procs.append(await start_workers(sim, 1, folder, RATE_LIMIT_MS="150", REDIS_URL=redis_server.url))
+        async with aiohttp.ClientSession() as s:
+            raws = await asyncio.gather(*(stream(s, url, "gpt-4o-mini") for _, url in procs * 4))
+        assert all(r.endswith(b"data: [DONE]\n\n") for r in raws)
+        arrivals = sorted(r.at for r in sim.requests)
+        gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+        assert len(gaps) == 7 and min(gaps) >= 0.150 * 0.9, gaps  # a lower bound: never flaky when slow
+        for proc, _ in procs:
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(proc.wait, 30) == 0
+    finally:
+        for proc, _ in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
