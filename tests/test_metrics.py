@@ -142,6 +142,8 @@ async def test_overhead_header_on_every_answer_and_poe_time_excluded(
         assert r.status == 200
         assert float(r.headers["X-Gateway-Overhead-Ms"]) >= 0
         await r.read()
-    async with http.post(url, json={"model": "gpt-4o-mini"}, headers=headers) as r:
+    browser = {**headers, "Origin": "https://app.example"}
+    async with http.post(url, json={"model": "gpt-4o-mini"}, headers=browser) as r:
         assert r.status == 400
         assert float(r.headers["X-Gateway-Overhead-Ms"]) >= 0
+        assert "x-gateway-overhead-ms" in r.headers["Access-Control-Expose-Headers"]  # readable by a web page

@@ -99,12 +99,13 @@ async def test_two_gateways_keep_one_pace(
     redis_server: RedisServer,
     http: aiohttp.ClientSession,
 ) -> None:
-    a, b = await two_gateways(start_gateway, settings, tmp_path, rate_limit_ms=150, redis_url=redis_server.url)
+    a, b = await two_gateways(start_gateway, settings, tmp_path, rate_limit_ms=200, redis_url=redis_server.url)
     statuses = await asyncio.gather(*(chat(http, gw) for gw in (a, b, a, b, a, b)))
     assert statuses == [200] * 6
     arrivals = sorted(r.at for r in sim.requests)
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
-    assert len(gaps) == 5 and min(gaps) >= 0.150 * 0.9, gaps  # a lower bound only: never flaky when slow
+    # a generous lower bound (a late wake-up of one request shortens the next gap); unshared: ~0
+    assert len(gaps) == 5 and min(gaps) >= 0.1, gaps
 
 
 async def test_the_second_gateway_does_not_upload_again(

@@ -113,7 +113,7 @@ async def test_two_workers_serve_streams_and_stop_cleanly_on_sigterm(sim: Simula
         assert await asyncio.to_thread(proc.wait, 30) == 0
         err = proc.stderr.read().decode() if proc.stderr else ""
         assert "Traceback" not in err
-        assert err.count("POST /v1/chat/completions 200") == 9  # the request log, from both workers
+        assert err.count("POST /v1/chat/completions 200") == 9  # the request log works under gunicorn
         assert all(f"worker {pid} serving" in err for pid in workers)
         assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
     finally:
@@ -146,13 +146,14 @@ async def test_two_gateway_processes_with_one_redis_keep_one_pace(
         for name in ("a", "b"):
             folder = tmp_path / name
             folder.mkdir()
-            procs.append(await start_workers(sim, 1, folder, RATE_LIMIT_MS="150", REDIS_URL=redis_server.url))
+            procs.append(await start_workers(sim, 1, folder, RATE_LIMIT_MS="200", REDIS_URL=redis_server.url))
         async with aiohttp.ClientSession() as s:
             raws = await asyncio.gather(*(stream(s, url, "gpt-4o-mini") for _, url in procs * 4))
         assert all(r.endswith(b"data: [DONE]\n\n") for r in raws)
         arrivals = sorted(r.at for r in sim.requests)
         gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
-        assert len(gaps) == 7 and min(gaps) >= 0.150 * 0.9, gaps  # a lower bound: never flaky when slow
+        # a generous lower bound (a late wake-up of one request shortens the next gap); unshared: ~0
+        assert len(gaps) == 7 and min(gaps) >= 0.1, gaps
         for proc, _ in procs:
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(proc.wait, 30) == 0
