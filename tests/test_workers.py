@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -162,3 +163,21 @@ async def test_two_gateway_processes_with_one_redis_keep_one_pace(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_workers_refuse_a_port_in_use_at_once(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "2", "CONFIG_DIR": str(tmp_path)}
+        done = subprocess.run([sys.executable, "-m", "poe2openai"], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr.decode()
+    assert b"Starting gunicorn" not in done.stderr
+
+
+def test_workers_refuse_bad_settings_before_starting(tmp_path: Path) -> None:
+    env = {**os.environ, "WORKERS": "2", "RATE_LIMIT_MS": "soon", "CONFIG_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "poe2openai"], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 2 and b"RATE_LIMIT_MS" in done.stderr and b"gunicorn" not in done.stderr

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -72,8 +73,19 @@ def _bind(settings: Settings) -> str:
     return f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
 
 
+def check_port(settings: Settings) -> None:
+    """Raise OSError now when the port cannot be bound (gunicorn would retry for seconds)."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((settings.host, settings.port))
+
+
 def run_workers(settings: Settings) -> int:
-    """Serve with ``settings.workers`` processes until SIGTERM or SIGINT; the exit status."""
+    """Serve with ``settings.workers`` processes until SIGTERM or SIGINT; the exit status.
+
+    OSError when the port cannot be bound."""
+    check_port(settings)
     cleanup = prepare_multiprocess_metrics()
     from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
     from prometheus_client import multiprocess
