@@ -79,7 +79,8 @@ class Shared:
     def failed(self, exc: BaseException) -> None:
         """Redis did not answer: use local state for a while (logged once)."""
         if not self.down:
-            log.warning("Redis unreachable (%s): serving from local state until it is back", type(exc).__name__)
+            detail = f"{type(exc).__name__}: {str(exc)[:200]}" if str(exc) else type(exc).__name__
+            log.warning("Redis unreachable (%s): serving from local state until it is back", detail)
         self.down = True
         self._retry_at = time.monotonic() + RETRY_AFTER
 
