@@ -17,6 +17,9 @@ install: $(BIN)/python
 # the gateway and what its tests, linters and benchmark use
 install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
+	# instructor pins jiter<0.15, which would take openai back to 3.3; its code runs on the newer
+	# jiter, so it is installed without its pins (rich and typer serve only its CLI)
+	$(BIN)/pip install --quiet --no-deps 'instructor==1.17.0'
 
 run: install
 	$(BIN)/python -m poe2openai
