@@ -72,6 +72,17 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "MAX_COMPRESSION_RATIO", "100", "a gzip/deflate body may inflate to this many times its size (past 1 MiB)"
     ),
+    Variable(
+        "POE_API_KEYS",
+        "",
+        "comma-separated Poe keys the gateway holds; clients then use keys issued on /admin",
+    ),
+    Variable(
+        "ALLOW_CLIENT_POE_KEYS",
+        "false",
+        "with gateway-held Poe keys, still let callers send their own Poe key",
+    ),
+    Variable("BALANCE_CHECK_SECONDS", "300", "how often an out-of-points pool key's balance is checked"),
 )
 
 
@@ -103,6 +114,9 @@ class Settings:
     keepalive_timeout_seconds: float = 20.0
     request_body_timeout_seconds: float = 60.0
     max_compression_ratio: float = 100.0
+    poe_api_keys: tuple[str, ...] = ()
+    allow_client_poe_keys: bool = False
+    balance_check_seconds: float = 300.0
 
     @property
     def uses_default_password(self) -> bool:
@@ -204,6 +218,13 @@ def _hosts(name: str, raw: str) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _keys(name: str, raw: str) -> tuple[str, ...]:
+    keys = tuple(dict.fromkeys(item.strip() for item in raw.split(",") if item.strip()))
+    if any(not k.isprintable() or " " in k for k in keys):
+        raise SettingsError(f"{name} holds a key with spaces or control characters")  # never quote a key
+    return keys
+
+
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse the settings from ``environ`` (default: ``os.environ``)."""
     env = os.environ if environ is None else environ
@@ -240,6 +261,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         keepalive_timeout_seconds=get("KEEPALIVE_TIMEOUT_SECONDS", _positive),
         request_body_timeout_seconds=get("REQUEST_BODY_TIMEOUT_SECONDS", _positive),
         max_compression_ratio=get("MAX_COMPRESSION_RATIO", lambda n, r: _float(n, r, 1)),
+        poe_api_keys=get("POE_API_KEYS", _keys),
+        allow_client_poe_keys=get("ALLOW_CLIENT_POE_KEYS", _bool),
+        balance_check_seconds=get("BALANCE_CHECK_SECONDS", lambda n, r: _float(n, r, 1)),
     )
 
 

@@ -49,6 +49,7 @@ from poe2openai.pipeline.usage import Counted, Usage, usage_of
 from poe2openai.poe.bot_parameters import apply_suffix, as_flags, bot_parameters, split_suffix
 from poe2openai.poe.query import QueryOptions, build_query, correction, encode, poe_message
 from poe2openai.poe.source import PoeSource
+from poe2openai.team.access import Access
 from poe2openai.tools.prompt import render_messages
 from poe2openai.tools.xml_extract import XmlToolExtractor
 
@@ -256,12 +257,21 @@ class _StreamOut:
 class Call:
     """One request in flight, from its validated form to its last byte."""
 
-    def __init__(self, gw: Gateway, request: web.Request, req: CallRequest, frontend: Frontend, key: str) -> None:
+    def __init__(
+        self,
+        gw: Gateway,
+        request: web.Request,
+        req: CallRequest,
+        frontend: Frontend,
+        key: str,
+        access: Access | None = None,
+    ) -> None:
         self.gw = gw
         self.request = request
         self.req = req
         self.frontend = frontend
-        self.key = key
+        self.key = key  # the Poe key of the current attempt
+        self.access = access if access is not None else Access(None, own_key=key)
         self.started = time.perf_counter()
         settings = gw.settings
         loop = asyncio.get_running_loop()
@@ -387,7 +397,13 @@ class Call:
         return self.upstream
 
     def _may_retry(self, exc: ApiError) -> bool:
-        """Spend the one retry this request has, if the failure allows it."""
+        """Spend the one retry this request has, if the failure allows it. A pool key's own
+        failure (rejected, out of points, rate-limited) moves on to the next healthy key."""
+        team = self.gw.team
+        if not self.stopping and team.failed(self.access, exc):
+            self.key = self.access.poe_key(team.pool, team.clock())
+            log.info("trying the next Poe key after: %s", exc.message)
+            return True
         if exc.retryable and self.retries_left > 0 and not self.stopping:
             self.retries_left -= 1
             assert self.target is not None
@@ -564,7 +580,13 @@ async def serve(request: web.Request, req: CallRequest, frontend: Frontend, key:
     """Answer one validated request with ``frontend``'s wire format."""
     gw = request.app[GATEWAY]
     info(request).model = req.model
-    call = Call(gw, request, req, frontend, key)
+    team = gw.team
+    try:
+        access = team.authorize(key, req.model)  # the caller's credential → who, and which Poe key
+        poe_key = access.poe_key(team.pool, team.clock())
+    except ApiError as exc:
+        return frontend.error_response(exc)
+    call = Call(gw, request, req, frontend, poe_key, access)
     gw.calls.add(call)
     try:
         if req.stream:

@@ -16,6 +16,7 @@ from poe2openai.errors import not_found
 from poe2openai.poe.catalog import ModelCatalog, ModelInfo
 from poe2openai.poe.client import PoeClient
 from poe2openai.settings import Settings
+from poe2openai.team.access import Team
 
 
 class Stoppable(Protocol):
@@ -54,6 +55,7 @@ class Gateway:
     config: ConfigStore
     limiter: RateLimiter
     uploader: Uploader
+    team: Team
     calls: set[Stoppable] = field(default_factory=set)  # chats in flight, for a graceful shutdown
 
     async def drain(self, grace: float) -> None:
@@ -98,6 +100,10 @@ class Gateway:
             tool_mode=rule.tool_mode or "xml",
             reasoning_flags=bool(rule.reasoning_flags),
         )
+
+    async def models_for(self, token: str | None) -> list[dict[str, object]]:
+        """``/v1/models`` for a caller (``token``: its bearer token, if it sent one)."""
+        return self.team.visible(token, await self.public_models())
 
     async def public_models(self) -> list[dict[str, object]]:
         """``/v1/models``: Poe's list with the models.yaml rules applied."""

@@ -27,6 +27,7 @@ from poe2openai.poe.catalog import ModelCatalog
 from poe2openai.poe.client import PoeClient, new_session
 from poe2openai.server.cors import add_cors_headers, cors_middleware
 from poe2openai.settings import Settings
+from poe2openai.team.access import Team
 
 log = logging.getLogger("poe2openai")
 access = logging.getLogger("poe2openai.access")
@@ -131,7 +132,9 @@ def create_app(settings: Settings) -> web.Application:
             config=config,
             limiter=limiter,
             uploader=uploader,
+            team=await asyncio.to_thread(Team.open, settings),
         )
+        gw.team.start(session)
         app[GATEWAY] = gw
         warm_up()
         # Fetch the model list in the background so names resolve from the first request.
@@ -144,6 +147,7 @@ def create_app(settings: Settings) -> web.Application:
         app[_PREFETCH].cancel()
         await app[GATEWAY].session.close()
         await app[GATEWAY].uploader.fetch_session.close()
+        await app[GATEWAY].team.close()
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
         # the headers every response carries, streams included, set in one place
