@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -325,3 +327,23 @@ async def test_a_rejected_pool_key_is_not_the_callers_401(
         status, _, body = await chat(http, gw, token)
         assert status == 503 and body["error"]["code"] == "no_poe_key"
     assert len(sim.requests) == 1
+
+
+async def test_pacing_applies_per_pool_key(
+    start_gateway: Callable[[Settings], Any], settings: Settings, sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    paced = settings.replace(poe_api_keys=POOL[:2], rate_limit_ms=60_000, rate_limit_max_wait_ms=90_000)
+    gw = await start_gateway(paced)
+    _, token = await issue(http, gw)
+    assert (await chat(http, gw, token))[0] == 200  # key 1 takes its bucket's place
+    assert (await chat(http, gw, token))[0] == 200  # key 2 has its own: no minute's wait
+    assert poe_keys_seen(sim) == list(POOL[:2])
+    waiting = asyncio.ensure_future(chat(http, gw, token))  # key 1 again: paced
+    limiters = gw.gateway.key_limiters
+    while not any(lim.waiting for lim in limiters.values()):
+        await asyncio.sleep(0.01)
+    assert [lim.waiting for lim in limiters.values()] == [1, 0] and gw.gateway.limiter.waiting == 0
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    assert len(sim.requests) == 2

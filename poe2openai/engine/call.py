@@ -5,8 +5,10 @@ engine produces (:class:`Frontend`); everything else is here, the same for every
 
 - the model name (public names, ``:high``/``:thinking-N`` suffixes) and the bot's parameters;
 - attachments uploaded before anything reaches Poe;
-- the global rate limit, and one retry, only while nothing reached the client (a transport
-  failure, a Poe 5xx, a retryable error event, a cut answer);
+- the caller's access (:mod:`poe2openai.team`: issued keys, the pool of Poe keys, the next
+  key when Poe fails one), the rate limit (per pool key in team mode), and one retry, only
+  while nothing reached the client (a transport failure, a Poe 5xx, a retryable error event,
+  a cut answer);
 - the pipeline: Poe's bytes → deltas → thinking split → tool extraction → stop sequences →
   ``max_tokens``; a limit reached closes the Poe request at once;
 - streams: headers and the dialect's opening frame after a few seconds of silence, whatever
@@ -386,7 +388,7 @@ class Call:
         bot = self.target.bot
         try:
             async with asyncio.timeout_at(min(self.deadline, loop.time() + self.idle)):
-                await self.gw.limiter.acquire()
+                await self.gw.limiter_for(self.access).acquire()
                 resp = await self.gw.poe.query(bot, self.query, self.key)
         except TimeoutError:
             if loop.time() >= self.deadline:

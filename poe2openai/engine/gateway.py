@@ -16,7 +16,7 @@ from poe2openai.errors import not_found
 from poe2openai.poe.catalog import ModelCatalog, ModelInfo
 from poe2openai.poe.client import PoeClient
 from poe2openai.settings import Settings
-from poe2openai.team.access import Team
+from poe2openai.team.access import Access, Team
 
 
 class Stoppable(Protocol):
@@ -57,6 +57,19 @@ class Gateway:
     uploader: Uploader
     team: Team
     calls: set[Stoppable] = field(default_factory=set)  # chats in flight, for a graceful shutdown
+    key_limiters: dict[str, RateLimiter] = field(default_factory=dict)  # per pool key, by its id
+
+    def limiter_for(self, access: Access) -> RateLimiter:
+        """The pacing of the attempt's Poe key: its own for a pool key (Poe counts per key),
+        else the global one."""
+        key = access.lease
+        if key is None:
+            return self.limiter
+        limiter = self.key_limiters.get(key.id)
+        if limiter is None:
+            s = self.settings
+            limiter = self.key_limiters[key.id] = RateLimiter(s.rate_limit_ms, s.rate_limit_max_wait_ms)
+        return limiter
 
     async def drain(self, grace: float) -> None:
         """Let chats in flight finish for up to ``grace`` seconds, then stop the rest cleanly."""
