@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
@@ -25,6 +26,7 @@ from poe2openai.team.store import FILE_NAME, MIGRATIONS, Store
 from .conftest import Running, user
 
 ADMIN = {"Authorization": aiohttp.encode_basic_auth("admin", "123456")}
+PNG_URL = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256))).decode()
 POOL = ("poe-key-1", "poe-key-2", "poe-key-3", "poe-key-4")
 
 
@@ -32,9 +34,8 @@ async def chat(
     http: aiohttp.ClientSession, gw: Running, token: str | None, model: str = "gpt-4o-mini", **body: Any
 ) -> tuple[int, CIMultiDict[str], Any]:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    async with http.post(
-        gw.url + "/v1/chat/completions", json={"model": model, "messages": user("hi"), **body}, headers=headers
-    ) as r:
+    payload = {"model": model, "messages": user("hi"), **body}
+    async with http.post(gw.url + "/v1/chat/completions", json=payload, headers=headers) as r:
         data = await r.json() if not body.get("stream") or r.status != 200 else await r.text()
         return r.status, CIMultiDict(r.headers), data
 
@@ -347,3 +348,18 @@ async def test_pacing_applies_per_pool_key(
     with contextlib.suppress(asyncio.CancelledError):
         await waiting
     assert len(sim.requests) == 2
+
+
+async def test_a_pool_key_rejected_at_upload_moves_to_the_next(
+    start_gateway: Callable[[Settings], Any], settings: Settings, sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    gw = await start_gateway(settings.replace(poe_api_keys=("bad-key", POOL[1])))
+    _, token = await issue(http, gw)
+    image = {"type": "image_url", "image_url": {"url": PNG_URL}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "what is it?"}, image]}]
+    status, _, body = await chat(http, gw, token, messages=messages)
+    assert status == 200, body
+    assert [r.headers["Authorization"] for r in sim.uploads][-1] == POOL[1]
+    assert poe_keys_seen(sim) == [POOL[1]]  # the rejected key never asked a bot
+    _, listing = await admin(http, gw, "GET", "/admin/api/keys")
+    assert [k["health"] for k in listing["pool_keys"]] == ["disabled", "healthy"]

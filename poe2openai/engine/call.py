@@ -303,7 +303,14 @@ class Call:
         params = bot_parameters(req.reasoning, target.model.parameters if target.model is not None else None)
         opts = QueryOptions(system_as_user=target.system_as_user)
         # everything is validated; only now does any work reach Poe
-        opts.attachments = await gw.uploader.prepare(req.messages, self.key)
+        while True:
+            try:
+                opts.attachments = await gw.uploader.prepare(req.messages, self.key)
+                break
+            except ApiError as exc:  # a pool key Poe rejects at upload: the next key uploads
+                if self.stopping or not gw.team.failed(self.access, exc):
+                    raise
+                self.key = self.access.poe_key(gw.team.pool, gw.team.clock())
         if target.reasoning_flags:
             opts.flags = as_flags(params)
         else:
