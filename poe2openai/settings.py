@@ -73,6 +73,15 @@ VARIABLES: tuple[Variable, ...] = (
         "MAX_COMPRESSION_RATIO", "100", "a gzip/deflate body may inflate to this many times its size (past 1 MiB)"
     ),
     Variable(
+        "RESPONSE_STORE_SIZE_MB",
+        "64",
+        "memory bound in MB of the responses kept for previous_response_id (0: keep none)",
+    ),
+    Variable("RESPONSE_STORE_TTL_SECONDS", "86400", "how long a kept response can be continued or read (0: keep none)"),
+    Variable("METRICS_TOKEN", "", "bearer token for /metrics (empty: the admin credentials only)"),
+    Variable("WORKERS", "1", "worker processes on one port (more than 1: gunicorn with aiohttp's worker)"),
+    Variable("REDIS_URL", "", "redis:// URL of the state shared by several gateways (empty: in memory)"),
+    Variable(
         "POE_API_KEYS",
         "",
         "comma-separated Poe keys the gateway holds; clients then use keys issued on /admin",
@@ -114,6 +123,11 @@ class Settings:
     keepalive_timeout_seconds: float = 20.0
     request_body_timeout_seconds: float = 60.0
     max_compression_ratio: float = 100.0
+    response_store_size_mb: float = 64.0
+    response_store_ttl_seconds: float = 86400.0
+    metrics_token: str = ""
+    workers: int = 1
+    redis_url: str = ""
     poe_api_keys: tuple[str, ...] = ()
     allow_client_poe_keys: bool = False
     balance_check_seconds: float = 300.0
@@ -225,6 +239,13 @@ def _keys(name: str, raw: str) -> tuple[str, ...]:
     return keys
 
 
+def _redis_url(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError(f"{name} is not a redis://, rediss:// or unix:// URL")  # no echo: it may hold a password
+    return value
+
+
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse the settings from ``environ`` (default: ``os.environ``)."""
     env = os.environ if environ is None else environ
@@ -261,6 +282,11 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         keepalive_timeout_seconds=get("KEEPALIVE_TIMEOUT_SECONDS", _positive),
         request_body_timeout_seconds=get("REQUEST_BODY_TIMEOUT_SECONDS", _positive),
         max_compression_ratio=get("MAX_COMPRESSION_RATIO", lambda n, r: _float(n, r, 1)),
+        response_store_size_mb=get("RESPONSE_STORE_SIZE_MB", lambda n, r: _float(n, r, 0)),
+        response_store_ttl_seconds=get("RESPONSE_STORE_TTL_SECONDS", lambda n, r: _float(n, r, 0)),
+        metrics_token=env.get("METRICS_TOKEN", "").strip(),
+        workers=get("WORKERS", lambda n, r: _int(n, r, 1, 64)),
+        redis_url=get("REDIS_URL", _redis_url),
         poe_api_keys=get("POE_API_KEYS", _keys),
         allow_client_poe_keys=get("ALLOW_CLIENT_POE_KEYS", _bool),
         balance_check_seconds=get("BALANCE_CHECK_SECONDS", lambda n, r: _float(n, r, 1)),

@@ -19,8 +19,10 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
+from poe2openai.errors import ApiError
 from poe2openai.settings import Settings, SettingsError, from_env
 from poe2openai.simulator import DONE, HttpError, Simulator, error, text
+from poe2openai.team.access import Team
 from poe2openai.team.store import FILE_NAME, MIGRATIONS, Store
 
 from .conftest import Running, user
@@ -363,3 +365,42 @@ async def test_a_pool_key_rejected_at_upload_moves_to_the_next(
     assert poe_keys_seen(sim) == [POOL[1]]  # the rejected key never asked a bot
     _, listing = await admin(http, gw, "GET", "/admin/api/keys")
     assert [k["health"] for k in listing["pool_keys"]] == ["disabled", "healthy"]
+
+
+async def test_workers_sharing_the_file_see_each_others_changes(team: Settings) -> None:
+    one, two = Team.open(team), Team.open(team)  # two worker processes on one CONFIG_DIR
+    try:
+        key, token = await one.clients.create({"label": "alice"})
+        assert two.authorize(token, "gpt-4o-mini").client == key
+        await one.clients.revoke(key.id)
+        with pytest.raises(ApiError) as info:
+            two.authorize(token, "gpt-4o-mini")
+        assert info.value.status == 401 and "revoked" in info.value.message
+        added = await two.add_pool_key("poe-secret-9", "team")
+        one.refresh()
+        assert one.pool.get(added.id) is not None
+        await two.remove_pool_key(added.id)
+        one.refresh()
+        assert one.pool.get(added.id) is None
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_every_dialect_goes_through_the_same_access(
+    start_gateway: Callable[[Settings], Any], team: Settings, sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    gw = await start_gateway(team)
+    _, token = await issue(http, gw, models=["gpt-4o-mini"])
+    for path, body in (
+        ("/v1/responses", {"model": "gpt-4o-mini", "input": "hi"}),
+        ("/v1/completions", {"model": "gpt-4o-mini", "prompt": "hi"}),
+    ):
+        for bearer, want in (("my-own-poe-key", 401), (token, 200)):
+            async with http.post(gw.url + path, json=body, headers={"Authorization": f"Bearer {bearer}"}) as r:
+                assert r.status == want, (path, await r.text())
+        async with http.post(
+            gw.url + path, json={**body, "model": "gpt-5"}, headers={"Authorization": f"Bearer {token}"}
+        ) as r:
+            assert r.status == 403 and "gpt-5" in await r.text()
+    assert poe_keys_seen(sim) == [POOL[0], POOL[0]]

@@ -10,8 +10,10 @@ import aiohttp
 from aiohttp import web
 
 from poe2openai.attachments.uploader import Uploader
+from poe2openai.engine.metrics import Metrics
 from poe2openai.engine.models_yaml import ConfigStore
 from poe2openai.engine.rate_limit import RateLimiter
+from poe2openai.engine.shared import Shared
 from poe2openai.errors import not_found
 from poe2openai.poe.catalog import ModelCatalog, ModelInfo
 from poe2openai.poe.client import PoeClient
@@ -57,18 +59,21 @@ class Gateway:
     uploader: Uploader
     team: Team
     calls: set[Stoppable] = field(default_factory=set)  # chats in flight, for a graceful shutdown
+    metrics: Metrics = field(default_factory=Metrics)
+    shared: Shared | None = None  # Redis, with REDIS_URL
     key_limiters: dict[str, RateLimiter] = field(default_factory=dict)  # per pool key, by its id
 
     def limiter_for(self, access: Access) -> RateLimiter:
-        """The pacing of the attempt's Poe key: its own for a pool key (Poe counts per key),
-        else the global one."""
+        """The pacing of the attempt's Poe key: its own for a pool key (Poe counts per key;
+        shared through Redis under its id like the global one), else the global one."""
         key = access.lease
         if key is None:
             return self.limiter
         limiter = self.key_limiters.get(key.id)
         if limiter is None:
             s = self.settings
-            limiter = self.key_limiters[key.id] = RateLimiter(s.rate_limit_ms, s.rate_limit_max_wait_ms)
+            limiter = RateLimiter(s.rate_limit_ms, s.rate_limit_max_wait_ms, self.shared, f"poe:{key.id}")
+            self.key_limiters[key.id] = limiter
         return limiter
 
     async def drain(self, grace: float) -> None:

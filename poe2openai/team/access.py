@@ -61,10 +61,27 @@ class Team:
         self.clock = clock
         self.clients = ClientKeys(store)
         self.pool = Pool(PoolKey(key_id(s), "POE_API_KEYS", s, "env") for s in settings.poe_api_keys)
-        for row in store.rows("SELECT * FROM pool_keys ORDER BY added"):
-            self.pool.add(PoolKey(row["id"], row["label"], row["secret"], "admin", disabled=row["disabled"]))
+        self._load_pool()
+        store.changed()  # what was just read is current
         self._checker: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Future[Any]] = set()
+
+    def _load_pool(self) -> None:
+        rows = {row["id"]: row for row in self.store.rows("SELECT * FROM pool_keys ORDER BY added")}
+        for gone in [k.id for k in self.pool.keys if k.source == "admin" and k.id not in rows]:
+            self.pool.remove(gone)
+        for row in rows.values():
+            held = self.pool.get(row["id"])
+            if held is None:
+                self.pool.add(PoolKey(row["id"], row["label"], row["secret"], "admin", disabled=row["disabled"]))
+            elif held.source == "admin":
+                held.disabled = row["disabled"]
+
+    def refresh(self) -> None:
+        """Pick up keys another worker process created, edited, revoked, added or removed."""
+        if self.store.changed():
+            self.clients.reload()
+            self._load_pool()
 
     @classmethod
     def open(cls, settings: Settings) -> Team:
@@ -78,6 +95,7 @@ class Team:
 
     def visible(self, token: str | None, models: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """``/v1/models`` as the caller may see it (401 for a caller team mode refuses)."""
+        self.refresh()
         if token is None:
             if self.team_mode and not self.settings.allow_client_poe_keys:
                 raise _unauthorized("This gateway needs an API key issued by its operator")
@@ -89,6 +107,7 @@ class Team:
         """The caller's access for ``model`` (None: no model yet, e.g. ``/v1/models``).
 
         Raises the 401/403/429 a refused caller gets."""
+        self.refresh()
         client = self.clients.find(token) if token.startswith(PREFIX) else None
         if client is None:
             if token.startswith(PREFIX) or (self.team_mode and not self.settings.allow_client_poe_keys):

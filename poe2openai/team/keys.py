@@ -143,7 +143,13 @@ class ClientKeys:
         self._by_id: dict[str, ClientKey] = {}
         self._by_hash: dict[bytes, ClientKey] = {}
         self._windows: dict[str, RpmWindow] = {}
-        for row in store.rows("SELECT * FROM client_keys"):
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the keys from the store again (another worker may have changed them)."""
+        self._by_id.clear()
+        self._by_hash.clear()
+        for row in self.store.rows("SELECT * FROM client_keys"):
             self._keep(_row(row))
 
     def _keep(self, key: ClientKey) -> None:

@@ -52,6 +52,7 @@ class Store:
         self.path = path
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._data_version = -1
         if path.exists():
             self._open()
 
@@ -73,6 +74,24 @@ class Store:
     def in_dir(cls, config_dir: str) -> Store:
         """The store of ``CONFIG_DIR``."""
         return cls(Path(config_dir) / FILE_NAME)
+
+    def changed(self) -> bool:
+        """Whether another connection (another worker process) committed since the last call.
+
+        Cheap (one pragma); never waits: while this process writes, the answer is False."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._conn is None:
+                if not self.path.exists():
+                    return False
+                self._open()
+            assert self._conn is not None
+            version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            seen, self._data_version = self._data_version, version
+            return version != seen
+        finally:
+            self._lock.release()
 
     @property
     def version(self) -> int:
