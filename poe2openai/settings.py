@@ -81,6 +81,17 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("METRICS_TOKEN", "", "bearer token for /metrics (empty: the admin credentials only)"),
     Variable("WORKERS", "1", "worker processes on one port (more than 1: gunicorn with aiohttp's worker)"),
     Variable("REDIS_URL", "", "redis:// URL of the state shared by several gateways (empty: in memory)"),
+    Variable(
+        "POE_API_KEYS",
+        "",
+        "comma-separated Poe keys the gateway holds; clients then use keys issued on /admin",
+    ),
+    Variable(
+        "ALLOW_CLIENT_POE_KEYS",
+        "false",
+        "with gateway-held Poe keys, still let callers send their own Poe key",
+    ),
+    Variable("BALANCE_CHECK_SECONDS", "300", "how often an out-of-points pool key's balance is checked"),
 )
 
 
@@ -117,6 +128,9 @@ class Settings:
     metrics_token: str = ""
     workers: int = 1
     redis_url: str = ""
+    poe_api_keys: tuple[str, ...] = ()
+    allow_client_poe_keys: bool = False
+    balance_check_seconds: float = 300.0
 
     @property
     def uses_default_password(self) -> bool:
@@ -218,6 +232,13 @@ def _hosts(name: str, raw: str) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _keys(name: str, raw: str) -> tuple[str, ...]:
+    keys = tuple(dict.fromkeys(item.strip() for item in raw.split(",") if item.strip()))
+    if any(not k.isprintable() or " " in k for k in keys):
+        raise SettingsError(f"{name} holds a key with spaces or control characters")  # never quote a key
+    return keys
+
+
 def _redis_url(name: str, raw: str) -> str:
     value = raw.strip()
     if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
@@ -266,6 +287,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         metrics_token=env.get("METRICS_TOKEN", "").strip(),
         workers=get("WORKERS", lambda n, r: _int(n, r, 1, 64)),
         redis_url=get("REDIS_URL", _redis_url),
+        poe_api_keys=get("POE_API_KEYS", _keys),
+        allow_client_poe_keys=get("ALLOW_CLIENT_POE_KEYS", _bool),
+        balance_check_seconds=get("BALANCE_CHECK_SECONDS", lambda n, r: _float(n, r, 1)),
     )
 
 

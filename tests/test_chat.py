@@ -188,7 +188,7 @@ async def test_unknown_bot_is_404(client: openai.AsyncOpenAI) -> None:
     assert info.value.code == "model_not_found"
 
 
-async def test_out_of_points_is_429_and_not_retried(gw: Running, sim: Simulator, http: aiohttp.ClientSession) -> None:
+async def test_out_of_points_is_402_and_not_retried(gw: Running, sim: Simulator, http: aiohttp.ClientSession) -> None:
     sim.script(
         "gpt-4o-mini",
         [error("You do not have enough points to message this bot.", error_type="insufficient_fund"), DONE],
@@ -198,7 +198,7 @@ async def test_out_of_points_is_429_and_not_retried(gw: Running, sim: Simulator,
         json={"model": "gpt-4o-mini", "messages": user("x")},
         headers={"Authorization": "Bearer k"},
     ) as r:
-        assert r.status == 429
+        assert r.status == 402
         assert r.headers["x-should-retry"] == "false"
         assert (await r.json())["error"]["code"] == "insufficient_quota"
     assert len(sim.bodies("gpt-4o-mini")) == 1

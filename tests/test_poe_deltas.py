@@ -116,7 +116,7 @@ def test_json_chunks_give_content_reasoning_and_tool_calls() -> None:
 def test_error_event_becomes_failure_with_status() -> None:
     out = run_sync([sse(text("partial "), error("You do not have enough points to message this bot."))], "b", [])
     assert out[0] == TextDelta("partial ")
-    assert isinstance(out[1], Failure) and out[1].error.status == 429
+    assert isinstance(out[1], Failure) and out[1].error.status == 402
     assert out[1].error.code == "insufficient_quota"
 
 

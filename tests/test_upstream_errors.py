@@ -21,7 +21,7 @@ from .conftest import Running, user
     [
         (401, b'{"error": {"message": "Invalid API key"}}', 401, "invalid_api_key", False),
         (403, b'{"detail": "Access denied"}', 403, "permission_denied", False),
-        (402, b"You've used up your points!", 429, "insufficient_quota", False),
+        (402, b"You've used up your points!", 402, "insufficient_quota", False),
         (404, b'{"message": "no bot"}', 404, "model_not_found", False),
         (429, b"slow down", 429, "rate_limit_exceeded", False),
         (408, b"", 504, "upstream_timeout", True),
@@ -46,8 +46,8 @@ def test_http_statuses(status: int, body: bytes, want_status: int, want_code: st
 @pytest.mark.parametrize(
     ("event", "want_status", "want_code"),
     [
-        (Error("x", False, "insufficient_fund"), 429, "insufficient_quota"),
-        (Error("This bot needs more points to answer your request.", False), 429, "insufficient_quota"),
+        (Error("x", False, "insufficient_fund"), 402, "insufficient_quota"),
+        (Error("This bot needs more points to answer your request.", False), 402, "insufficient_quota"),
         (
             Error("Your message is too long for this bot.", False, "user_message_too_long"),
             400,
@@ -97,7 +97,6 @@ async def test_a_page_instead_of_an_event_stream(client: openai.AsyncOpenAI, sim
         ([HttpError(429, {"error": {"message": "slow"}}, {"x-ratelimit-reset-requests": "850ms"})], "1"),
         ([HttpError(429, {"error": {"message": "slow"}}, {"Retry-After": "7"})], "7"),
         ([error("You have exceeded rate limit to query bot using User API Key. Try again later.")], "20"),
-        ([error("x", error_type="insufficient_fund")], "3600"),
     ],
 )
 async def test_every_429_carries_retry_after(
@@ -109,6 +108,16 @@ async def test_every_429_carries_retry_after(
             await client.chat.completions.create(model="gpt-4o-mini", messages=user("x"), stream=stream)
         assert info.value.status_code == 429
         assert info.value.response.headers["retry-after"] == want
+
+
+async def test_out_of_points_is_402_streamed_or_not(client: openai.AsyncOpenAI, sim: Simulator) -> None:
+    for steps in ([error("x", error_type="insufficient_fund")], [HttpError(402, {"error": {"message": "no points"}})]):
+        for stream in (False, True):
+            sim.script("gpt-4o-mini", steps)
+            with pytest.raises(openai.APIStatusError) as info:
+                await client.chat.completions.create(model="gpt-4o-mini", messages=user("x"), stream=stream)
+            assert info.value.status_code == 402 and info.value.code == "insufficient_quota"
+            assert info.value.response.headers["x-should-retry"] == "false"
 
 
 def test_rate_limit_reset_values() -> None:

@@ -6,6 +6,10 @@
 - ``PUT /admin/api/config``: validate and save ``models.yaml``; a 400 names the bad entry.
 - ``POST /admin/api/refresh``: fetch Poe's model list now.
 - ``GET``/``POST /api/admin/config``: the original's paths, kept for scripts.
+- ``GET``/``POST /admin/api/keys``, ``PATCH``/``DELETE /admin/api/keys/{id}``: client keys
+  (the token only in the answer to the ``POST``); ``POST /admin/api/pool``,
+  ``DELETE /admin/api/pool/{id}``, ``POST /admin/api/pool/{id}/enable``: the pool's Poe keys
+  (never shown back).
 
 Every admin route first checks ``Host`` (DNS rebinding: a page on a name the attacker
 controls, re-pointed at this gateway, is same-origin with it, so ``Origin`` proves nothing).
@@ -30,6 +34,7 @@ import hmac
 import ipaddress
 import math
 import re
+import sqlite3
 import sys
 import time
 from collections import OrderedDict
@@ -49,6 +54,7 @@ from poe2openai.engine.http import error_response, json_response, read_json
 from poe2openai.engine.models_yaml import CONFIG_LABEL, ConfigError, as_plain
 from poe2openai.errors import ApiError
 from poe2openai.settings import Settings, normalize_host
+from poe2openai.team.keys import read_fields
 
 ADMIN_PREFIXES = ("/admin", "/api/admin")
 _REALM = 'Basic realm="poe2openai admin", charset="UTF-8"'
@@ -356,6 +362,97 @@ async def legacy_save(request: web.Request) -> web.Response:
     return json_response({"status": "success"})
 
 
+def _keys_view(gw: Gateway) -> dict[str, Any]:
+    team = gw.team
+    now = team.clock()
+    return {
+        "team_mode": team.team_mode,
+        "client_keys": [k.public() for k in team.clients.all()],
+        "pool_keys": [k.public(now) for k in team.pool.keys],
+    }
+
+
+def _write_failed(exc: Exception) -> ApiError:
+    return ApiError(500, f"Could not write the key store: {exc}", type="api_error", code="store_write_failed")
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    """Client keys and pool keys (no secret of either)."""
+    return json_response(_keys_view(request.app[GATEWAY]))
+
+
+async def create_key(request: web.Request) -> web.Response:
+    """Issue a client key; the answer is the only place its token appears."""
+    gw = request.app[GATEWAY]
+    fields = read_fields(await read_json(request, 1 << 16), partial=False)
+    try:
+        key, token = await gw.team.clients.create(fields)
+    except (OSError, sqlite3.Error) as exc:
+        raise _write_failed(exc) from None
+    return json_response({"key": key.public(), "token": token}, status=201)
+
+
+async def edit_key(request: web.Request) -> web.Response:
+    """Change a client key's label, expiry, models or cap."""
+    gw = request.app[GATEWAY]
+    key_id = request.match_info["id"]
+    gw.team.clients.get(key_id)
+    fields = read_fields(await read_json(request, 1 << 16), partial=True)
+    try:
+        key = await gw.team.clients.edit(key_id, fields)
+    except (OSError, sqlite3.Error) as exc:
+        raise _write_failed(exc) from None
+    return json_response({"key": key.public()})
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    """Revoke a client key."""
+    gw = request.app[GATEWAY]
+    try:
+        key = await gw.team.clients.revoke(request.match_info["id"])
+    except (OSError, sqlite3.Error) as exc:
+        raise _write_failed(exc) from None
+    return json_response({"key": key.public()})
+
+
+async def add_pool_key(request: web.Request) -> web.Response:
+    """Hold another Poe key: ``{"key": "...", "label": "..."}``."""
+    gw = request.app[GATEWAY]
+    body = await read_json(request, 1 << 16)
+    if not isinstance(body, dict):
+        raise ApiError(400, "The body must be a JSON object", code="invalid_key_field")
+    secret, label = body.get("key"), body.get("label", "")
+    if not isinstance(secret, str) or not secret.strip() or not secret.strip().isprintable() or len(secret) > 500:
+        raise ApiError(400, "key must be a Poe API key", param="key", code="invalid_key_field")
+    if not isinstance(label, str) or len(label) > 200:
+        raise ApiError(400, "label must be a string of at most 200 characters", param="label", code="invalid_key_field")
+    try:
+        key = await gw.team.add_pool_key(secret.strip(), label.strip() or "added on /admin")
+    except (OSError, sqlite3.Error) as exc:
+        raise _write_failed(exc) from None
+    return json_response({"pool_key": key.public(gw.team.clock())}, status=201)
+
+
+async def remove_pool_key(request: web.Request) -> web.Response:
+    """Stop using a Poe key added on ``/admin``."""
+    gw = request.app[GATEWAY]
+    try:
+        await gw.team.remove_pool_key(request.match_info["id"])
+    except (OSError, sqlite3.Error) as exc:
+        raise _write_failed(exc) from None
+    return json_response(_keys_view(gw))
+
+
+async def enable_pool_key(request: web.Request) -> web.Response:
+    """Use a key Poe rejected again."""
+    gw = request.app[GATEWAY]
+    try:
+        key = await gw.team.enable_pool_key(request.match_info["id"])
+    except (OSError, sqlite3.Error) as exc:
+        raise _write_failed(exc) from None
+    return json_response({"pool_key": key.public(gw.team.clock())})
+
+
 def setup_admin(app: web.Application) -> None:
     """Add the admin routes, the page template and the static assets."""
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("poe2openai.admin", "templates"), autoescape=True)
@@ -366,6 +463,13 @@ def setup_admin(app: web.Application) -> None:
     app.router.add_put("/admin/api/config", guarded(save_config))
     app.router.add_post("/admin/api/config", guarded(save_config))
     app.router.add_post("/admin/api/refresh", guarded(refresh))
+    app.router.add_get("/admin/api/keys", guarded(list_keys))
+    app.router.add_post("/admin/api/keys", guarded(create_key))
+    app.router.add_patch("/admin/api/keys/{id}", guarded(edit_key))
+    app.router.add_delete("/admin/api/keys/{id}", guarded(revoke_key))
+    app.router.add_post("/admin/api/pool", guarded(add_pool_key))
+    app.router.add_delete("/admin/api/pool/{id}", guarded(remove_pool_key))
+    app.router.add_post("/admin/api/pool/{id}/enable", guarded(enable_pool_key))
     app.router.add_get("/api/admin/config", guarded(legacy_get))
     app.router.add_post("/api/admin/config", guarded(legacy_save))
     app.router.add_static("/static/", static_dir(), append_version=False)

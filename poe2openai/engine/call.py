@@ -5,8 +5,10 @@ engine produces (:class:`Frontend`); everything else is here, the same for every
 
 - the model name (public names, ``:high``/``:thinking-N`` suffixes) and the bot's parameters;
 - attachments uploaded before anything reaches Poe;
-- the global rate limit, and one retry, only while nothing reached the client (a transport
-  failure, a Poe 5xx, a retryable error event, a cut answer);
+- the caller's access (:mod:`poe2openai.team`: issued keys, the pool of Poe keys, the next
+  key when Poe fails one), the rate limit (per pool key in team mode), and one retry, only
+  while nothing reached the client (a transport failure, a Poe 5xx, a retryable error event,
+  a cut answer);
 - the pipeline: Poe's bytes → deltas → thinking split → tool extraction → stop sequences →
   ``max_tokens``; a limit reached closes the Poe request at once;
 - streams: headers and the dialect's opening frame after a few seconds of silence, whatever
@@ -49,6 +51,7 @@ from poe2openai.pipeline.usage import Counted, Usage, usage_of
 from poe2openai.poe.bot_parameters import apply_suffix, as_flags, bot_parameters, split_suffix
 from poe2openai.poe.query import QueryOptions, build_query, correction, encode, poe_message
 from poe2openai.poe.source import PoeSource
+from poe2openai.team.access import Access
 from poe2openai.tools.prompt import render_messages
 from poe2openai.tools.xml_extract import XmlToolExtractor
 
@@ -256,12 +259,21 @@ class _StreamOut:
 class Call:
     """One request in flight, from its validated form to its last byte."""
 
-    def __init__(self, gw: Gateway, request: web.Request, req: CallRequest, frontend: Frontend, key: str) -> None:
+    def __init__(
+        self,
+        gw: Gateway,
+        request: web.Request,
+        req: CallRequest,
+        frontend: Frontend,
+        key: str,
+        access: Access | None = None,
+    ) -> None:
         self.gw = gw
         self.request = request
         self.req = req
         self.frontend = frontend
-        self.key = key
+        self.key = key  # the Poe key of the current attempt
+        self.access = access if access is not None else Access(None, own_key=key)
         self.started = time.perf_counter()
         settings = gw.settings
         loop = asyncio.get_running_loop()
@@ -294,7 +306,14 @@ class Call:
         facts = info(self.request)
         facts.wait_begin()
         try:
-            opts.attachments = await gw.uploader.prepare(req.messages, self.key)
+            while True:
+                try:
+                    opts.attachments = await gw.uploader.prepare(req.messages, self.key)
+                    break
+                except ApiError as exc:  # a pool key Poe rejects at upload: the next key uploads
+                    if self.stopping or not gw.team.failed(self.access, exc):
+                        raise
+                    self.key = self.access.poe_key(gw.team.pool, gw.team.clock())
         finally:
             facts.wait_end()
         if target.reasoning_flags:
@@ -402,13 +421,19 @@ class Call:
         queued.inc()
         since = time.perf_counter()
         try:
-            await self.gw.limiter.acquire()
+            await self.gw.limiter_for(self.access).acquire()
         finally:
             queued.dec()
             facts.queue_s = (facts.queue_s or 0.0) + time.perf_counter() - since
 
     def _may_retry(self, exc: ApiError) -> bool:
-        """Spend the one retry this request has, if the failure allows it."""
+        """Spend the one retry this request has, if the failure allows it. A pool key's own
+        failure (rejected, out of points, rate-limited) moves on to the next healthy key."""
+        team = self.gw.team
+        if not self.stopping and team.failed(self.access, exc):
+            self.key = self.access.poe_key(team.pool, team.clock())
+            log.info("trying the next Poe key after: %s", exc.message)
+            return True
         if exc.retryable and self.retries_left > 0 and not self.stopping:
             self.retries_left -= 1
             assert self.target is not None
@@ -605,7 +630,13 @@ async def serve(request: web.Request, req: CallRequest, frontend: Frontend, key:
     facts.model = req.model
     facts.dialect = frontend.dialect
     facts.stream = req.stream
-    call = Call(gw, request, req, frontend, key)
+    team = gw.team
+    try:
+        access = team.authorize(key, req.model)  # the caller's credential → who, and which Poe key
+        poe_key = access.poe_key(team.pool, team.clock())
+    except ApiError as exc:
+        return frontend.error_response(exc)
+    call = Call(gw, request, req, frontend, poe_key, access)
     gw.calls.add(call)
     try:
         if req.stream:

@@ -18,6 +18,7 @@ from poe2openai.errors import not_found
 from poe2openai.poe.catalog import ModelCatalog, ModelInfo
 from poe2openai.poe.client import PoeClient
 from poe2openai.settings import Settings
+from poe2openai.team.access import Access, Team
 
 
 class Stoppable(Protocol):
@@ -56,9 +57,24 @@ class Gateway:
     config: ConfigStore
     limiter: RateLimiter
     uploader: Uploader
+    team: Team
     calls: set[Stoppable] = field(default_factory=set)  # chats in flight, for a graceful shutdown
     metrics: Metrics = field(default_factory=Metrics)
     shared: Shared | None = None  # Redis, with REDIS_URL
+    key_limiters: dict[str, RateLimiter] = field(default_factory=dict)  # per pool key, by its id
+
+    def limiter_for(self, access: Access) -> RateLimiter:
+        """The pacing of the attempt's Poe key: its own for a pool key (Poe counts per key;
+        shared through Redis under its id like the global one), else the global one."""
+        key = access.lease
+        if key is None:
+            return self.limiter
+        limiter = self.key_limiters.get(key.id)
+        if limiter is None:
+            s = self.settings
+            limiter = RateLimiter(s.rate_limit_ms, s.rate_limit_max_wait_ms, self.shared, f"poe:{key.id}")
+            self.key_limiters[key.id] = limiter
+        return limiter
 
     async def drain(self, grace: float) -> None:
         """Let chats in flight finish for up to ``grace`` seconds, then stop the rest cleanly."""
@@ -102,6 +118,10 @@ class Gateway:
             tool_mode=rule.tool_mode or "xml",
             reasoning_flags=bool(rule.reasoning_flags),
         )
+
+    async def models_for(self, token: str | None) -> list[dict[str, object]]:
+        """``/v1/models`` for a caller (``token``: its bearer token, if it sent one)."""
+        return self.team.visible(token, await self.public_models())
 
     async def public_models(self) -> list[dict[str, object]]:
         """``/v1/models``: Poe's list with the models.yaml rules applied."""

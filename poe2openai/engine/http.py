@@ -39,6 +39,13 @@ def api_key(request: web.Request) -> str:
     raise unauthorized("Missing API key: send your Poe API key as 'Authorization: Bearer <key>'")
 
 
+def optional_api_key(request: web.Request) -> str | None:
+    """The caller's key when it sent one (``/v1/models`` works without one in pass-through)."""
+    if "Authorization" in request.headers or "x-api-key" in request.headers:
+        return api_key(request)
+    return None
+
+
 def too_large(limit: int) -> ApiError:
     """The 413 for a body over ``MAX_REQUEST_SIZE``."""
     return ApiError(413, f"The request body is larger than the limit of {limit} bytes", code="payload_too_large")

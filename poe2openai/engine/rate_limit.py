@@ -23,9 +23,10 @@ from poe2openai.errors import ApiError
 class RateLimiter:
     """Spaces upstream queries; ``interval_ms == 0`` turns it off."""
 
-    BUCKET = "poe"  # one pace for every key, as the local bucket; the key pool will pass per-key names
+    BUCKET = "poe"  # one pace for every key, as the local bucket; a pool key has its own name
 
-    def __init__(self, interval_ms: int, max_wait_ms: int, shared: Shared | None = None) -> None:
+    def __init__(self, interval_ms: int, max_wait_ms: int, shared: Shared | None = None, bucket: str = BUCKET) -> None:
+        self.bucket = bucket
         self.interval = interval_ms / 1000
         self.max_wait = max_wait_ms / 1000
         self._bucket = AsyncLimiter(1, self.interval) if interval_ms > 0 else None
@@ -66,7 +67,7 @@ class RateLimiter:
 
     async def _shared_turn(self, shared: Shared) -> bool:
         """Wait for a slot of the shared schedule; False when Redis is not there."""
-        wait = await shared.reserve(self.BUCKET, self.interval, self.max_wait)
+        wait = await shared.reserve(self.bucket, self.interval, self.max_wait)
         if wait is None:
             return False
         if wait < 0:

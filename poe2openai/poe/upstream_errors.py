@@ -19,9 +19,9 @@ QUOTA_MESSAGE = "Your Poe account does not have enough points for this request."
 
 
 def _quota(message: str) -> ApiError:
-    # OpenAI answers an exhausted quota with 429 insufficient_quota; clients know that shape.
-    # x-should-retry stops the SDKs from retrying something only a top-up fixes.
-    return ApiError(429, message, type="insufficient_quota", code="insufficient_quota", headers=_NO_RETRY)
+    # 402, as Poe's own API answers: coding agents retry a 429 for minutes (none honours
+    # x-should-retry) but stop at once on a 402. The insufficient_quota code is OpenAI's.
+    return ApiError(402, message, type="insufficient_quota", code="insufficient_quota", headers=_NO_RETRY)
 
 
 def _message_from_body(body: bytes) -> str:

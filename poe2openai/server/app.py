@@ -32,6 +32,7 @@ from poe2openai.poe.catalog import ModelCatalog
 from poe2openai.poe.client import PoeClient, new_session
 from poe2openai.server.cors import add_cors_headers, cors_middleware
 from poe2openai.settings import Settings
+from poe2openai.team.access import Team
 
 log = logging.getLogger("poe2openai")
 access = logging.getLogger("poe2openai.access")
@@ -161,8 +162,10 @@ def create_app(settings: Settings) -> web.Application:
             config=config,
             limiter=limiter,
             uploader=uploader,
+            team=await asyncio.to_thread(Team.open, settings),
             shared=shared,
         )
+        gw.team.start(session)
         app[GATEWAY] = gw
         if shared is not None:
             shared.publish_traffic(gw.metrics.traffic.export)
@@ -180,6 +183,7 @@ def create_app(settings: Settings) -> web.Application:
         app[_PREFETCH].cancel()
         await app[GATEWAY].session.close()
         await app[GATEWAY].uploader.fetch_session.close()
+        await app[GATEWAY].team.close()
         shared = app[GATEWAY].shared
         if shared is not None:
             await shared.close()

@@ -357,6 +357,10 @@ class Simulator:
         self.open_streams = 0
         self.cancelled_streams = 0
         self._scripts: dict[str, deque[Script]] = defaultdict(deque)
+        self._key_scripts: dict[str, deque[Script]] = defaultdict(deque)
+        self.balances: dict[str, int] = {}  # points per key; a key not listed has 1000
+        self.points_history: dict[str, list[dict[str, Any]]] = {}  # per key, newest first
+        self.balance_calls: list[str] = []  # keys whose balance was asked
         self.behaviours: dict[str, Callable[[dict[str, Any]], list[Step]]] = {}
         self.base_url = ""
         self.app = web.Application(client_max_size=1 << 30)
@@ -366,6 +370,8 @@ class Simulator:
         self.app.router.add_get("/base/{kind}/{digest}", self._file)
         self.app.router.add_get("/files/{name}", self._static)
         self.app.router.add_get("/redirect", self._redirect)
+        self.app.router.add_get("/usage/current_balance", self._balance)
+        self.app.router.add_get("/usage/points_history", self._history)
         self.static_files: dict[str, tuple[bytes, str]] = {}  # served at /files/{name}, e.g. for link fetches
 
     # --- test API -----------------------------------------------------------------------
@@ -373,6 +379,10 @@ class Simulator:
     def script(self, bot: str, steps: list[Step], **options: Any) -> None:
         """Queue an answer for the next query to ``bot``."""
         self._scripts[bot.lower()].append(Script(list(steps), **options))
+
+    def script_for_key(self, key: str, steps: list[Step], **options: Any) -> None:
+        """Queue an answer for the next query made with the Poe key ``key`` (any bot)."""
+        self._key_scripts[key].append(Script(list(steps), **options))
 
     def bodies(self, bot: str | None = None) -> list[dict[str, Any]]:
         """Recorded query bodies (of ``bot`` only, if given)."""
@@ -414,7 +424,7 @@ class Simulator:
                 },
                 status=401,
             )
-        queue = self._scripts.get(name)
+        queue = self._key_scripts.get(self._authorised(request) or "") or self._scripts.get(name)
         if queue:
             script = queue.popleft()
         else:
@@ -494,6 +504,35 @@ class Simulator:
         finally:
             self.open_streams -= 1
         return resp
+
+    async def _balance(self, request: web.Request) -> web.Response:
+        key = self._authorised(request)
+        if key is None:
+            return web.json_response(
+                {"error": {"message": "Invalid API key", "type": "authentication_error"}}, status=401
+            )
+        self.balance_calls.append(key)
+        return web.json_response({"current_point_balance": self.balances.get(key, 1000)})
+
+    async def _history(self, request: web.Request) -> web.Response:
+        key = self._authorised(request)
+        if key is None:
+            return web.json_response(
+                {"error": {"message": "Invalid API key", "type": "authentication_error"}}, status=401
+            )
+        try:
+            limit = int(request.query.get("limit", "20"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 100:
+            return web.json_response({"error": {"message": "limit must be 1 to 100"}}, status=400)
+        rows = self.points_history.get(key, [])
+        after = request.query.get("starting_after")
+        if after is not None:
+            ids = [r.get("query_id") for r in rows]
+            rows = rows[ids.index(after) + 1 :] if after in ids else []
+        page = rows[:limit]
+        return web.json_response({"has_more": len(rows) > limit, "length": len(page), "data": page})
 
     async def _models(self, request: web.Request) -> web.Response:
         self.model_list_calls += 1

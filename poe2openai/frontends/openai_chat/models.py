@@ -5,21 +5,21 @@ from __future__ import annotations
 from aiohttp import web
 
 from poe2openai.engine.gateway import GATEWAY
-from poe2openai.engine.http import json_response
+from poe2openai.engine.http import json_response, optional_api_key
 from poe2openai.errors import not_found, shown
 
 
 async def list_models(request: web.Request) -> web.Response:
     """The models clients may use."""
     gw = request.app[GATEWAY]
-    return json_response({"object": "list", "data": await gw.public_models()})
+    return json_response({"object": "list", "data": await gw.models_for(optional_api_key(request))})
 
 
 async def get_model(request: web.Request) -> web.Response:
     """One model, by the name clients use (any case)."""
     gw = request.app[GATEWAY]
     wanted = request.match_info["model"].lower()
-    for model in await gw.public_models():
+    for model in await gw.models_for(optional_api_key(request)):
         if str(model["id"]).lower() == wanted:
             return json_response(model)
     raise not_found(f"The model {shown(request.match_info['model'])} does not exist", "model_not_found")

@@ -1,0 +1,246 @@
+"""Who is calling and with which Poe key: the one place the engine asks.
+
+Pass-through (the default): the caller's bearer token is its Poe key. Team mode (Poe keys in
+``POE_API_KEYS`` or added on ``/admin``): the token must be a key issued by the gateway, and
+the Poe key comes from the pool; a caller's own Poe key works only with
+``ALLOW_CLIENT_POE_KEYS=true``. Every refusal happens before anything reaches Poe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from poe2openai.errors import ApiError
+from poe2openai.settings import Settings
+from poe2openai.team.keys import PREFIX, ClientKey, ClientKeys
+from poe2openai.team.pool import Pool, PoolKey, key_id
+from poe2openai.team.store import Store
+
+log = logging.getLogger("poe2openai.team")
+
+
+@dataclass(slots=True)
+class Access:
+    """What one request may use."""
+
+    client: ClientKey | None  # the issued key, in team mode
+    own_key: str | None = None  # the caller's own Poe key (pass-through)
+    tried: set[str] = field(default_factory=set)  # pool keys this request already used
+    lease: PoolKey | None = None  # the pool key of the current attempt
+
+    def poe_key(self, pool: Pool, now: float) -> str:
+        """The Poe key for the next attempt."""
+        if self.own_key is not None:
+            return self.own_key
+        key = pool.pick(now, frozenset(self.tried))
+        if key is None:
+            raise pool.unavailable(now)
+        self.lease = key
+        self.tried.add(key.id)
+        return key.secret
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, message, type="authentication_error", code="invalid_api_key")
+
+
+class Team:
+    """Client keys, the pool, and the background balance checks."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.clients = ClientKeys(store)
+        self.pool = Pool(PoolKey(key_id(s), "POE_API_KEYS", s, "env") for s in settings.poe_api_keys)
+        self._load_pool()
+        store.changed()  # what was just read is current
+        self._checker: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Future[Any]] = set()
+
+    def _load_pool(self) -> None:
+        rows = {row["id"]: row for row in self.store.rows("SELECT * FROM pool_keys ORDER BY added")}
+        for gone in [k.id for k in self.pool.keys if k.source == "admin" and k.id not in rows]:
+            self.pool.remove(gone)
+        for row in rows.values():
+            held = self.pool.get(row["id"])
+            if held is None:
+                self.pool.add(PoolKey(row["id"], row["label"], row["secret"], "admin", disabled=row["disabled"]))
+            elif held.source == "admin":
+                held.disabled = row["disabled"]
+
+    def refresh(self) -> None:
+        """Pick up keys another worker process created, edited, revoked, added or removed."""
+        if self.store.changed():
+            self.clients.reload()
+            self._load_pool()
+
+    @classmethod
+    def open(cls, settings: Settings) -> Team:
+        """The team records of ``CONFIG_DIR`` (created when missing)."""
+        return cls(settings, Store.in_dir(settings.config_dir))
+
+    @property
+    def team_mode(self) -> bool:
+        """Whether the gateway holds Poe keys (clients then use issued keys)."""
+        return bool(self.pool)
+
+    def visible(self, token: str | None, models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``/v1/models`` as the caller may see it (401 for a caller team mode refuses)."""
+        self.refresh()
+        if token is None:
+            if self.team_mode and not self.settings.allow_client_poe_keys:
+                raise _unauthorized("This gateway needs an API key issued by its operator")
+            return models
+        client = self.authorize(token, None).client
+        return models if client is None else [m for m in models if client.allows(str(m["id"]))]
+
+    def authorize(self, token: str, model: str | None) -> Access:
+        """The caller's access for ``model`` (None: no model yet, e.g. ``/v1/models``).
+
+        Raises the 401/403/429 a refused caller gets."""
+        self.refresh()
+        client = self.clients.find(token) if token.startswith(PREFIX) else None
+        if client is None:
+            if token.startswith(PREFIX) or (self.team_mode and not self.settings.allow_client_poe_keys):
+                raise _unauthorized("This gateway needs an API key issued by its operator")
+            return Access(None, own_key=token)
+        wall = time.time()
+        if client.revoked is not None:
+            raise _unauthorized("This API key was revoked")
+        if client.expires is not None and wall >= client.expires:
+            raise _unauthorized("This API key has expired")
+        if not self.team_mode:
+            raise ApiError(503, "This gateway holds no Poe key yet", type="api_error", code="no_poe_key")
+        if model is not None:
+            if not client.allows(model) and not client.allows(model.partition(":")[0]):
+                raise ApiError(
+                    403,
+                    f"This API key may not use the model '{model[:200]}'",
+                    type="permission_error",
+                    code="model_not_allowed",
+                    param="model",
+                )
+            wait = self.clients.admit(client, self.clock())
+            if wait is not None:
+                seconds = max(1, math.ceil(wait))
+                raise ApiError(
+                    429,
+                    f"This API key's limit of {client.rpm} requests per minute is reached; retry in {seconds} s",
+                    type="rate_limit_error",
+                    code="rate_limit_exceeded",
+                    headers={"retry-after": str(seconds)},
+                )
+        return Access(client)
+
+    def failed(self, access: Access, error: ApiError) -> bool:
+        """Poe failed an attempt; whether another pool key should be tried.
+
+        When the failure was the pool key's own and no other key is left, raises what the
+        caller gets instead (a rejected pool key is not the caller's 401)."""
+        key = access.lease
+        now = self.clock()
+        if key is None or not self.pool.report(key, error, now):
+            return False
+        if key.disabled is not None and key.source == "admin":
+            self._write("UPDATE pool_keys SET disabled = ? WHERE id = ?", (key.disabled, key.id))
+        if self.pool.has_usable(now, frozenset(access.tried)):
+            return True
+        raise self.pool.unavailable(now)
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+        fut = asyncio.ensure_future(self.store.run(self.store.execute, sql, args))
+        self._writes.add(fut)
+        fut.add_done_callback(self._writes.discard)
+
+    # --- pool keys on /admin ------------------------------------------------------------
+
+    async def add_pool_key(self, secret: str, label: str) -> PoolKey:
+        """Hold another Poe key (kept in the SQLite file)."""
+        key = PoolKey(key_id(secret), label, secret, "admin")
+        if self.pool.get(key.id) is not None:
+            raise ApiError(409, "The gateway already holds this Poe key", code="pool_key_exists")
+        await self.store.run(
+            self.store.execute,
+            "INSERT INTO pool_keys (id, label, secret, added) VALUES (?, ?, ?, ?)",
+            (key.id, label, secret, time.time()),
+        )
+        self.pool.add(key)
+        return key
+
+    async def remove_pool_key(self, pool_id: str) -> None:
+        """Stop using a Poe key added on ``/admin``."""
+        key = self.pool.get(pool_id)
+        if key is None:
+            raise ApiError(404, "No pool key with that id", code="key_not_found")
+        if key.source != "admin":
+            raise ApiError(400, "Keys from POE_API_KEYS are removed by changing that setting", code="pool_key_from_env")
+        await self.store.run(self.store.execute, "DELETE FROM pool_keys WHERE id = ?", (pool_id,))
+        self.pool.remove(pool_id)
+
+    async def enable_pool_key(self, pool_id: str) -> PoolKey:
+        """Use a key Poe rejected again (after the operator fixed it)."""
+        key = self.pool.get(pool_id)
+        if key is None:
+            raise ApiError(404, "No pool key with that id", code="key_not_found")
+        key.disabled = None
+        key.cool_until = 0.0
+        if key.source == "admin":
+            await self.store.run(self.store.execute, "UPDATE pool_keys SET disabled = NULL WHERE id = ?", (pool_id,))
+        return key
+
+    # --- balances -----------------------------------------------------------------------
+
+    async def check_balances(self, session: aiohttp.ClientSession) -> None:
+        """Ask Poe for the balance of each key out of points; a key with points is used again."""
+        base = self.settings.poe_base_url.rstrip("/")
+        for key in list(self.pool.keys):
+            if not key.out_of_points or key.disabled is not None:
+                continue
+            try:
+                async with session.get(
+                    f"{base}/usage/current_balance",
+                    headers={"Authorization": f"Bearer {key.secret}"},
+                    timeout=aiohttp.ClientTimeout(total=30),
+                ) as resp:
+                    if resp.status == 401:
+                        key.disabled = "Poe rejected the key (401)"
+                        continue
+                    if resp.status != 200:
+                        continue
+                    data = await resp.json(content_type=None)
+            except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+                log.info("balance check of %s failed: %s", key.id, type(exc).__name__)
+                continue
+            balance = data.get("current_point_balance") if isinstance(data, dict) else None
+            if isinstance(balance, int) and not isinstance(balance, bool):
+                key.balance = balance
+                if balance > 0:
+                    key.out_of_points = False
+                    log.info("pool key %s (%s) has points again", key.id, key.label)
+
+    def start(self, session: aiohttp.ClientSession) -> None:
+        """Check balances in the background every ``BALANCE_CHECK_SECONDS``."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(self.settings.balance_check_seconds)
+                await self.check_balances(session)
+
+        self._checker = asyncio.ensure_future(loop())
+
+    async def close(self) -> None:
+        """Stop the checks, finish the writes, close the file."""
+        if self._checker is not None:
+            self._checker.cancel()
+        if self._writes:
+            await asyncio.wait(self._writes)
+        await asyncio.to_thread(self.store.close)
