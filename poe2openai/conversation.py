@@ -83,6 +83,9 @@ class ReasoningRequest:
     enabled: bool | None = None
     source: str = "reasoning_effort"  # the field to name in errors
     extra: dict[str, Any] = field(default_factory=dict)
+    # bot parameters sent only to a bot that publishes them (e.g. ``web_search`` for a client's
+    # web search tool): a request means them as "if you can", never as an error
+    optional: dict[str, Any] = field(default_factory=dict)
 
     @property
     def asked(self) -> bool:
