@@ -581,13 +581,24 @@ async def test_unknown_fields_betas_and_blocks_are_no_400(claude: anthropic.Asyn
     assert sim.requests[-1].body["temperature"] == 0.5
 
 
-async def test_stop_sequences_go_to_poe_and_a_cut_answer_says_max_tokens(
-    claude: anthropic.AsyncAnthropic, sim: Simulator
-) -> None:
-    await claude.messages.create(model="gpt-4o-mini", max_tokens=100, stop_sequences=["END", ""], messages=hi())
-    assert sim.requests[-1].body["stop_sequences"] == ["END"]
-    sim.script(
-        "gpt-4o-mini", [Event("json", {"choices": [{"delta": {"content": "abc"}, "finish_reason": "length"}]}), DONE]
+async def test_stop_sequences_and_max_tokens_end_the_answer(claude: anthropic.AsyncAnthropic, sim: Simulator) -> None:
+    stops = ["NEVER", "END", ""]
+    msg = await claude.messages.create(
+        model="gpt-4o-mini", max_tokens=100, stop_sequences=stops, messages=hi("one END two")
     )
+    assert sim.requests[-1].body["stop_sequences"] == ["NEVER", "END"]
+    assert msg.content[0].type == "text" and msg.content[0].text == "You said: one "
+    assert (msg.stop_reason, msg.stop_sequence) == ("stop_sequence", "END")
+    async with claude.messages.stream(
+        model="gpt-4o-mini", max_tokens=100, stop_sequences=stops, messages=hi("one END two")
+    ) as s:
+        final = await s.get_final_message()
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "END")
+    assert final.content[0].type == "text" and final.content[0].text == "You said: one "
+
+    msg = await claude.messages.create(model="gpt-4o-mini", max_tokens=3, messages=hi("a b c d e f g h i j"))
+    assert msg.stop_reason == "max_tokens" and msg.usage.output_tokens == 3
+    chunk = {"choices": [{"delta": {"content": "abc"}, "finish_reason": "length"}]}
+    sim.script("gpt-4o-mini", [Event("json", chunk), DONE])  # the bot's own limit
     msg = await claude.messages.create(model="gpt-4o-mini", max_tokens=100, messages=hi())
     assert msg.stop_reason == "max_tokens" and msg.content[0].type == "text" and msg.content[0].text == "abc"

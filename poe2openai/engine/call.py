@@ -44,8 +44,9 @@ from poe2openai.pipeline.driver import Pipeline, Stage
 from poe2openai.pipeline.limits import MaxTokens, StopSequences
 from poe2openai.pipeline.reset_replay import ResetReplay
 from poe2openai.pipeline.thinking import ThinkingSplitter
-from poe2openai.pipeline.tokens import ATTACHMENT_TOKENS, count_messages, count_tokens
-from poe2openai.pipeline.usage import Usage, UsageMeter
+from poe2openai.pipeline.token_meter import CompletionMeter
+from poe2openai.pipeline.tokens import ATTACHMENT_TOKENS, count_messages
+from poe2openai.pipeline.usage import Counted, Usage, usage_of
 from poe2openai.poe.bot_parameters import apply_suffix, as_flags, bot_parameters, split_suffix
 from poe2openai.poe.query import QueryOptions, build_query, encode
 from poe2openai.poe.source import PoeSource
@@ -343,7 +344,7 @@ class Call:
         self._attachments = 0
         self._prompt_tokens: int | None = None
         self._counting: asyncio.Future[int] | None = None
-        self._meter: UsageMeter | None = None
+        self._counted: Counted | None = None
 
     # --- preparing the query ------------------------------------------------------------
 
@@ -366,13 +367,16 @@ class Call:
             stages.append(XmlToolExtractor(req.tools))
         if req.stop:
             stages.append(StopSequences(req.stop))
+        counted: Counted | None = None
         if req.max_tokens is not None:
-            stages.append(MaxTokens(req.max_tokens))
+            counted = MaxTokens(req.max_tokens)
+            stages.append(counted)
         if req.stream:
             stages.append(ResetReplay())
-            if req.stream_usage:
-                self._meter = UsageMeter()
-                stages.append(self._meter)
+        if counted is None and (not req.stream or req.stream_usage):
+            counted = CompletionMeter()
+            stages.append(counted)
+        self._counted = counted  # counts the answer as it passes, for usage
         return stages
 
     # --- token counting -----------------------------------------------------------------
@@ -398,19 +402,12 @@ class Call:
         if self._counting is not None and not self._counting.done():
             self._counting.add_done_callback(lambda f: f.cancelled() or f.exception())
 
-    async def _usage_of(self, answer: Answer) -> Usage:
-        if answer.usage is not None:
-            return Usage(answer.usage.prompt_tokens, answer.usage.completion_tokens)
-        prompt = await self.prompt_tokens()
-        text = answer.completion_text()
-        reasoning = answer.reasoning_text
-        if len(text) > BIG_TEXT:
-            completion = await asyncio.to_thread(count_tokens, text)
-            thought = await asyncio.to_thread(count_tokens, reasoning) if reasoning else 0
-        else:
-            completion = count_tokens(text)
-            thought = count_tokens(reasoning) if reasoning else 0
-        return Usage(prompt, completion, thought)
+    async def _usage(self) -> Usage:
+        counted = self._counted
+        assert counted is not None
+        usage = usage_of(counted, await self.prompt_tokens() if counted.reported is None else 0)
+        info(self.request).usage = usage
+        return usage
 
     # --- talking to Poe -----------------------------------------------------------------
 
@@ -466,8 +463,7 @@ class Call:
         try:
             await self.prepare()
             answer = await self._collect()
-            usage = await self._usage_of(answer)
-            info(self.request).usage = usage
+            usage = await self._usage()
             return json_response(self.frontend.aggregate(self.req, answer, usage))
         except ApiError as exc:
             return self.frontend.error_response(exc)
@@ -591,12 +587,7 @@ class Call:
         return encoder.start(prompt)
 
     async def _stream_usage(self) -> Usage | None:
-        meter = self._meter
-        if meter is None:
-            return None
-        usage = meter.usage(await self.prompt_tokens() if meter.reported is None else 0)
-        info(self.request).usage = usage
-        return usage
+        return await self._usage() if self.req.stream_usage else None
 
     def finish(self) -> None:
         """The request is over."""

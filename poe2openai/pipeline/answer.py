@@ -123,11 +123,3 @@ class Answer:
     def ordered_calls(self) -> list[ToolCall]:
         """The tool calls in index order."""
         return [c for _, c in sorted(self.tool_calls.items())]
-
-    def completion_text(self) -> str:
-        """Everything the bot generated, for counting completion tokens."""
-        parts = [self.text(), self.reasoning_text]
-        for call in self.tool_calls.values():
-            parts.append(call.name)
-            parts.extend(call.arguments)
-        return "\n".join(p for p in parts if p)

@@ -1,23 +1,21 @@
-"""Token usage of one answer, counted as it streams (sans-IO).
+"""Token usage of one completion, in no wire format.
 
-:class:`UsageMeter` is a pass-through stage at the end of a pipeline: it counts completion
-tokens (answer text, reasoning, tool-call names and arguments) without keeping the answer,
-so its memory stays bounded however long the answer runs. Usage a native bot reports itself
-wins over our count. Text the bot replaced (``replace_response``) was generated too, so it
-stays counted.
+The counts come from the stage that counted the answer as it passed (the ``max_tokens`` stage,
+or a :class:`~poe2openai.pipeline.token_meter.CompletionMeter`), so nothing recounts or keeps
+the answer for it. Usage a native bot reports itself wins over our count.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-from poe2openai.pipeline.deltas import Delta, ReasoningDelta, TextDelta, ToolCallDelta, UsageDelta
-from poe2openai.pipeline.token_meter import TokenMeter
+from poe2openai.pipeline.deltas import UsageDelta
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts of one completion, in no wire format."""
+    """Token counts of one completion."""
 
     prompt_tokens: int
     completion_tokens: int
@@ -29,40 +27,24 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
-class UsageMeter:
-    """Counts what passes; changes nothing."""
+class Counted(Protocol):
+    """A stage that counted the answer's tokens."""
 
-    __slots__ = ("_answer", "_reasoning", "reported")
+    reported: UsageDelta | None
 
-    def __init__(self) -> None:
-        self._answer = TokenMeter()
-        self._reasoning = TokenMeter()
-        self.reported: UsageDelta | None = None
+    @property
+    def completion_tokens(self) -> int:
+        """Answer, reasoning and tool calls."""
+        ...
 
-    def feed(self, batch: list[Delta]) -> list[Delta]:
-        """Count one batch and pass it on unchanged."""
-        for d in batch:
-            kind = type(d)
-            if kind is TextDelta:
-                assert isinstance(d, TextDelta)
-                self._answer.feed(d.text)
-            elif kind is ReasoningDelta:
-                assert isinstance(d, ReasoningDelta)
-                self._reasoning.feed(d.text)
-            elif kind is ToolCallDelta:
-                assert isinstance(d, ToolCallDelta)
-                if d.name:
-                    self._answer.feed(d.name + "\n")
-                if d.arguments:
-                    self._answer.feed(d.arguments)
-            elif kind is UsageDelta:
-                assert isinstance(d, UsageDelta)
-                self.reported = d
-        return batch
+    @property
+    def reasoning_tokens(self) -> int:
+        """The reasoning part."""
+        ...
 
-    def usage(self, prompt_tokens: int) -> Usage:
-        """The usage so far, given the prompt's count."""
-        if self.reported is not None:
-            return Usage(self.reported.prompt_tokens, self.reported.completion_tokens)
-        reasoning = self._reasoning.total()
-        return Usage(prompt_tokens, self._answer.total() + reasoning, reasoning)
+
+def usage_of(counted: Counted, prompt_tokens: int) -> Usage:
+    """The usage of an answer, given its prompt's count."""
+    if counted.reported is not None:
+        return Usage(counted.reported.prompt_tokens, counted.reported.completion_tokens)
+    return Usage(prompt_tokens, counted.completion_tokens, counted.reasoning_tokens)

@@ -16,6 +16,8 @@ from poe2openai.conversation import AttachmentInput, Message, ToolCallInput
 from poe2openai.errors import bad_request, check_nesting, shown
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
+MAX_STOPS = 16  # OpenAI takes 4; the gateway enforces stops itself, so a few more are cheap
+MAX_STOP_LENGTH = 1000
 MAX_MODEL_NAME = 256  # characters; Poe's bot names are far shorter
 
 
@@ -197,6 +199,8 @@ def parse_chat_request(body: Any) -> ChatRequest:
         stop = [s for s in stop_raw if s]
     else:
         raise bad_request("stop must be a string or a list of strings", "stop")
+    if len(stop) > MAX_STOPS or any(len(s) > MAX_STOP_LENGTH for s in stop):
+        raise bad_request(f"stop takes at most {MAX_STOPS} sequences of at most {MAX_STOP_LENGTH} characters", "stop")
 
     bias_raw = body.get("logit_bias")
     bias: dict[str, float] = {}

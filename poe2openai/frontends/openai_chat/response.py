@@ -17,7 +17,8 @@ def completion_body(completion_id: str, created: int, model: str, answer: Answer
         message["reasoning_content"] = answer.reasoning_text
     finish = answer.finish_reason
     if answer.tool_calls:
-        finish = "tool_calls"
+        if finish != "length":  # a cut answer says so, even in the middle of a tool call
+            finish = "tool_calls"
         message["tool_calls"] = [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments_text}}
             for c in answer.ordered_calls()

@@ -124,7 +124,9 @@ class ChunkEncoder:
         """The finish chunk, the usage chunk when asked for, and ``[DONE]``."""
         frames = [] if self._started else [self.start()]
         self.finished = True
-        reason = b'"tool_calls"' if self.tool_calls else orjson.dumps(end.finish_reason)
+        # a cut answer says so, even in the middle of a tool call
+        cut = end.finish_reason == "length"
+        reason = b'"tool_calls"' if self.tool_calls and not cut else orjson.dumps(end.finish_reason)
         frames.append(self._delta_prefix + b'{},"logprobs":null,"finish_reason":' + reason + b"}]}\n\n")
         if usage is not None:
             frames.append(self._head + b',"choices":[],"usage":' + orjson.dumps(usage_body(usage)) + b"}\n\n")
