@@ -4,7 +4,9 @@ count_tokens, model names, the model list and every error class."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 import pytest_asyncio
 
 from poe2openai.frontends.anthropic.ids import signature_of
+from poe2openai.pipeline import tokens
 from poe2openai.settings import Settings
 from poe2openai.simulator import DONE, Event, HttpError, Simulator, error, text
 
@@ -602,3 +605,46 @@ async def test_stop_sequences_and_max_tokens_end_the_answer(claude: anthropic.As
     sim.script("gpt-4o-mini", [Event("json", chunk), DONE])  # the bot's own limit
     msg = await claude.messages.create(model="gpt-4o-mini", max_tokens=100, messages=hi())
     assert msg.stop_reason == "max_tokens" and msg.content[0].type == "text" and msg.content[0].text == "abc"
+
+
+async def test_bursts_of_count_tokens_count_off_the_loop_and_once_per_long_text(
+    claude: anthropic.AsyncAnthropic, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_encoding = tokens._encoding()
+    tokenized: list[int] = []
+    threads: list[bool] = []
+
+    class Spy:
+        def encode_ordinary(self, text: str) -> list[int]:
+            tokenized.append(len(text))
+            threads.append(threading.current_thread() is threading.main_thread())
+            return real_encoding.encode_ordinary(text)
+
+    monkeypatch.setattr(tokens, "_encoding", lambda: Spy())
+    system = "You are an agent working with the user, in a session numbered 48213. " * 400
+    asked: dict[str, Any] = {"model": "gpt-5", "system": system, "tools": [WEATHER], "messages": hi("go")}
+    counts = await asyncio.gather(*(claude.messages.count_tokens(**asked) for _ in range(50)))
+    assert len({c.input_tokens for c in counts}) == 1 and counts[0].input_tokens > 5000
+    assert not sim.requests
+    long_texts = [n for n in tokenized if n >= tokens.CACHED_FROM]
+    assert 1 <= len(long_texts) < 10  # the long system prompt: once, or once per worker racing the first
+    assert not any(threads)  # never on the event loop's thread
+    tokenized.clear()
+    again = await claude.messages.count_tokens(**asked)
+    assert again.input_tokens == counts[0].input_tokens
+    assert all(n < tokens.CACHED_FROM for n in tokenized)  # remembered
+
+
+async def test_errors_before_the_handler_come_in_anthropics_shape(gw: Running, http: aiohttp.ClientSession) -> None:
+    async with http.get(gw.url + "/v1/messages", headers={"x-api-key": "k"}) as r:
+        assert r.status == 405
+        assert (await r.json())["error"]["type"] == "invalid_request_error"
+    async with http.post(gw.url + "/v1/messages/batches", headers={"x-api-key": "k"}, json={}) as r:
+        body = await r.json()
+        assert r.status == 404 and body["type"] == "error" and body["error"]["type"] == "not_found_error"
+    async with http.post(gw.url + "/v1/messages", json={"model": "x", "max_tokens": 1, "messages": hi()}) as r:
+        body = await r.json()
+        assert r.status == 401 and body["error"]["type"] == "authentication_error"
+    async with http.post(gw.url + "/v1/messages", headers={"x-api-key": "k"}, data=b"{not json") as r:
+        body = await r.json()
+        assert r.status == 400 and body["error"]["type"] == "invalid_request_error"
