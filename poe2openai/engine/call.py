@@ -17,7 +17,8 @@ engine produces (:class:`Frontend`); everything else is here, the same for every
   ``REQUEST_TIMEOUT_SECONDS``;
 - server shutdown and client disconnects (the Poe request is closed either way);
 - prompt and completion tokens (counted only for requests Poe accepted, at bounded cost),
-  time to first token and usage for the request log line.
+  time to first token and usage for the request log line; :func:`count_prompt` counts a
+  request's prompt the same way without calling Poe (for token-counting endpoints).
 """
 
 from __future__ import annotations
