@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-dev run demo test lint typecheck unit bench bench-litellm clean
+.PHONY: install install-dev run demo test lint typecheck unit agents test-agents bench bench-litellm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,17 @@ typecheck: install-dev
 	$(BIN)/mypy
 
 unit: install-dev
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs
 
-test: lint typecheck unit
+# the coding-agent CLIs tests/test_agents.py drives (pinned in .ci/agents/package.json, installed
+# there once); needs npm. If the install fails, make goes on and those tests skip, saying why.
+agents:
+	-$(PYTHON) tests/agent_cli.py install
+
+test-agents: install-dev agents
+	$(BIN)/python -m pytest -q -rs -m agents
+
+test: lint typecheck agents unit
 
 bench: install-dev
 	$(BIN)/python -m bench
@@ -46,4 +54,4 @@ bench-litellm:
 	.venv-litellm/bin/pip install --quiet 'litellm[proxy]'
 
 clean:
-	rm -rf $(VENV) .venv-litellm build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-litellm build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis .ci/agents/node_modules

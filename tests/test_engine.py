@@ -19,6 +19,7 @@ from poe2openai.settings import Settings
 from poe2openai.simulator import DONE, Simulator, Sleep, text
 
 from .conftest import Running, user
+from .sse_frames import data_frames
 
 Start = Callable[[Settings], Any]
 
@@ -31,15 +32,6 @@ async def raw_stream(http: aiohttp.ClientSession, url: str, model: str = "gpt-4o
     ) as r:
         assert r.status == 200
         return await r.read()
-
-
-def data_frames(raw: bytes) -> list[Any]:
-    out: list[Any] = []
-    for block in raw.split(b"\n\n"):
-        if block.startswith(b"data: "):
-            payload = block[6:]
-            out.append("[DONE]" if payload == b"[DONE]" else orjson.loads(payload))
-    return out
 
 
 async def test_keepalives_while_poe_has_not_sent_its_headers(
@@ -194,3 +186,36 @@ async def test_an_answer_over_the_non_stream_limit_is_a_clear_error(
     stream = await client.chat.completions.create(model="gpt-4o-mini", messages=user("x"), stream=True)
     assert len("".join([c.choices[0].delta.content or "" async for c in stream])) == 12_000
     await client.close()
+
+
+async def test_a_long_streamed_answer_holds_bounded_memory(gw: Running, sim: Simulator) -> None:
+    import tracemalloc
+
+    piece = "lorem ipsum dolor sit amet " * 2000  # 54 KB per event
+    paced = [s for _ in range(100) for s in (text(piece), Sleep(0.002))]  # so no buffer piles up
+    sim.script("gpt-4o-mini", [*paced, DONE])  # about 5.4 MB in all
+    tracemalloc.start()
+    try:
+        received = 0
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(
+                gw.url + "/v1/chat/completions",
+                headers={"Authorization": "Bearer k"},
+                json={
+                    "model": "gpt-4o-mini",
+                    "messages": user("x"),
+                    "stream": True,
+                    "stream_options": {"include_usage": True},
+                },
+            ) as r,
+        ):
+            async for chunk in r.content.iter_any():
+                received += len(chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert received > 5_000_000
+    # no copy of the whole answer: the events in flight, and at most 1 MiB remembered to compare a
+    # replacement with (the simulator and the client in this process add their buffers)
+    assert peak < 4_000_000, peak

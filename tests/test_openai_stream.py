@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from poe2openai.errors import ApiError
 from poe2openai.frontends.openai_chat.stream import ChunkEncoder
 from poe2openai.pipeline.deltas import RESET, Delta, End, Failure, FileDelta, ReasoningDelta, TextDelta, ToolCallDelta
@@ -13,14 +11,7 @@ from poe2openai.pipeline.driver import through
 from poe2openai.pipeline.reset_replay import ResetReplay
 from poe2openai.pipeline.usage import Usage
 
-
-def frames(data: bytes) -> list[Any]:
-    out: list[Any] = []
-    for block in data.split(b"\n\n"):
-        if block.startswith(b"data: "):
-            payload = block[6:]
-            out.append("[DONE]" if payload == b"[DONE]" else orjson.loads(payload))
-    return out
+from .sse_frames import data_frames as frames
 
 
 def run(batches: list[list[Delta]], usage: Usage | None = None) -> list[Any]:

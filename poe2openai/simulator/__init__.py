@@ -6,7 +6,8 @@
 - ``POST /file_upload``: Poe's upload endpoint (multipart ``file`` or ``download_url``); stored
   bytes are served back under ``/base/...``.
 
-Bots answer from built-in behaviours (echo, thinking, image, slow, tool-using) or from a
+Bots answer from built-in behaviours (echo, thinking, image, slow, tool-using, and the agent bot
+of :mod:`poe2openai.simulator.agent` for ``agent-bot`` and ``agent-*``) or from a
 script queued by a test with :meth:`Simulator.script`. Scripts are lists of steps: events,
 raw bytes, sleeps, an HTTP error, a cut connection; responses can use CRLF line ends, keep-
 alive comments, and arbitrary write sizes (split inside lines and UTF-8 sequences).
@@ -26,6 +27,10 @@ from typing import Any, TypeAlias
 import orjson
 from aiohttp import web
 from aiohttp.multipart import BodyPartReader
+
+from poe2openai.simulator import agent
+from poe2openai.simulator.agent import AGENT_BOT as AGENT_BOT
+from poe2openai.simulator.agent import ANSWER_PREFIX as ANSWER_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +222,15 @@ def echo_answer(body: dict[str, Any]) -> list[Step]:
     return [Event("meta", {"content_type": "text/markdown"}), *texts(*parts)]
 
 
+def agent_answer(body: dict[str, Any]) -> list[Step]:
+    """The agent bot (see :mod:`poe2openai.simulator.agent`): uses the client's tools to do a
+    file-writing task, answering in small ``text`` events."""
+    steps: list[Step] = []
+    for piece in agent.pieces(agent.answer(body)):
+        steps += [Sleep(agent.GAP), text(piece)] if steps else [text(piece)]
+    return [*steps, DONE]
+
+
 def thinking_answer(body: dict[str, Any]) -> list[Step]:
     """A reasoning bot: a ``*Thinking...*`` block, then the answer."""
     said = _last_user_text(body).strip() or "(nothing)"
@@ -331,6 +345,8 @@ class Simulator:
     def _behaviour(self, name: str, body: dict[str, Any], request: web.Request) -> list[Step] | None:
         if name in self.behaviours:
             return self.behaviours[name](body)
+        if agent.is_agent_bot(name):
+            return agent_answer(body)
         if name in ("deepseek-r1", "gemini-2.5-pro") or name.endswith("-thinking"):
             return thinking_answer(body)
         if name == "nano-banana":
