@@ -1,9 +1,10 @@
-# poe2openai: `make run` serves, `make test` checks everything, `make bench` measures.
+# poe2openai: `make run` serves, `make test` checks everything, `make bench` measures,
+# `make soak` runs an adversarial load against the gateway (not part of `make test`).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-dev run demo test lint typecheck unit agents test-agents bench bench-litellm clean
+.PHONY: install install-dev run demo test lint typecheck unit agents test-agents bench bench-litellm soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,12 @@ test: lint typecheck agents unit
 
 bench: install-dev
 	$(BIN)/python -m bench
+
+# 20,000 mixed and hostile requests; leaks, hangs, malformed answers or logged errors fail it.
+# Options through SOAK_ARGS, e.g. `make soak SOAK_ARGS=--quick`.
+SOAK_ARGS ?=
+soak: install-dev
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 # optional: LiteLLM's proxy in its own venv, so `make bench` can compare against it
 bench-litellm:

@@ -76,6 +76,16 @@ class Proc:
                 return int(line.split()[1]) * 1024
         return 0
 
+    def fd_targets(self) -> list[str]:
+        """What each open file descriptor points at (``socket:[inode]``, a path, ``pipe:[…]``)."""
+        out = []
+        for fd in Path(f"/proc/{self.popen.pid}/fd").iterdir():
+            try:
+                out.append(os.readlink(fd))
+            except OSError:  # closed while listing
+                continue
+        return out
+
     def stop(self) -> None:
         self.popen.terminate()
         try:

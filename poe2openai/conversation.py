@@ -2,8 +2,8 @@
 
 A :class:`CallRequest` holds the conversation (:class:`Message`\\s flattened to text with
 their attachments and earlier tool calls), the tools offered (:class:`ToolPlan`), the
-reasoning asked for (:class:`ReasoningRequest`), sampling, and the limits the engine
-enforces (``max_tokens``, ``stop``).
+reasoning asked for (:class:`ReasoningRequest`), the answer's format (:class:`OutputFormat`),
+sampling, and the limits the engine enforces (``max_tokens``, ``stop``).
 """
 
 from __future__ import annotations
@@ -93,6 +93,27 @@ class ReasoningRequest:
         return self.effort is not None or self.budget is not None or self.enabled is not None
 
 
+@dataclass(frozen=True, slots=True)
+class OutputFormat:
+    """The shape the answer's text must have (OpenAI's ``response_format``, the Responses API's
+    ``text.format``, ...): free text, one JSON object, or JSON matching ``schema``.
+
+    With ``strict`` a value that does not match the schema is an error; without it the schema
+    is asked for (and re-asked once for a whole answer) but a parseable value is delivered.
+    """
+
+    kind: str = "text"  # "text" | "json_object" | "json_schema"
+    schema: dict[str, Any] | None = None  # json_schema only; None or {} accepts any JSON
+    name: str = ""
+    description: str = ""
+    strict: bool = False
+
+    @property
+    def structured(self) -> bool:
+        """Whether the answer must be JSON."""
+        return self.kind != "text"
+
+
 @dataclass(slots=True)
 class CallRequest:
     """One completion asked of a bot, validated, in the gateway's own terms."""
@@ -107,3 +128,4 @@ class CallRequest:
     logit_bias: dict[str, float] = field(default_factory=dict)
     max_tokens: int | None = None  # enforced by the gateway: the answer is cut at this many tokens
     stream_usage: bool = False  # a streamed answer reports usage at its end
+    output: OutputFormat = field(default_factory=OutputFormat)  # structured output (response_format)

@@ -189,8 +189,8 @@ async def test_a_tool_use_round_trip(claude: anthropic.AsyncAnthropic, sim: Simu
         deltas = [e.partial_json for e in [x async for x in s] if e.type == "input_json"]
         final = await s.get_final_message()
     assert final.stop_reason == "tool_use"
-    assert [b.type for b in final.content] == ["text", "tool_use"]
-    call = final.content[1]
+    assert [b.type for b in final.content] == ["tool_use"]  # bots are asked to write no text before a call
+    call = final.content[0]
     assert call.type == "tool_use" and call.name == "get_weather" and call.input == {"city": "Paris"}
     assert "".join(deltas) == '{"city":"Paris"}'
     assert "## get_weather" in last_query(sim)[0]["content"]  # taught in the system prompt
@@ -233,7 +233,7 @@ async def test_a_failed_tool_result_and_blocks_in_results(claude: anthropic.Asyn
         },
     ]
     msg = await claude.messages.create(model="gpt-4o-mini", max_tokens=500, tools=[WEATHER], messages=history)
-    assert msg.content[0].type == "text"
+    assert msg.stop_reason == "tool_use"  # the simulator tries again, as asked
     query = last_query(sim)
     assert query[3]["content"] == '<tool_result name="get_weather">\nError: city not found\n</tool_result>'
     assert query[4]["content"] == "Try again please."

@@ -248,6 +248,31 @@ async def test_body_that_is_not_gzip_is_400_naming_content_encoding(
     assert "Traceback" not in caplog.text and not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+async def test_body_that_is_not_gzip_closes_the_keepalive_connection(gw: Running) -> None:
+    # Found by `make soak`: the 400 came without "Connection: close", then the server dropped the
+    # connection, so a keep-alive client's next request on it failed with a reset.
+    reader, writer = await connect(gw)
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n" + KEY + b"Content-Type: application/json\r\n"
+    writer.write(head + b"Content-Encoding: gzip\r\nContent-Length: 16\r\n\r\nthis is not gzip")
+    await writer.drain()
+    reply = await read_until_closed(reader)
+    writer.close()
+    status, answer = status_and_body(reply)
+    assert status == 400 and answer["error"]["code"] == "invalid_content_encoding"
+    assert b"Connection: close" in reply.partition(b"\r\n\r\n")[0]
+
+
+async def test_keepalive_client_survives_a_body_that_is_not_gzip(gw: Running) -> None:
+    connector = aiohttp.TCPConnector(limit=1)  # one connection: the second request reuses it if it may
+    async with aiohttp.ClientSession(connector=connector) as session:
+        url, auth = f"{gw.url}/v1/chat/completions", {"Authorization": "Bearer test-key"}
+        async with session.post(url, data=b"not gzip", headers={**auth, "Content-Encoding": "gzip"}) as resp:
+            assert resp.status == 400
+            await resp.read()
+        async with session.post(url, json=GOOD, headers=auth) as resp:
+            assert resp.status == 200 and (await resp.json())["choices"][0]["message"]["content"]
+
+
 async def test_unsupported_content_encoding_is_415(gw: Running) -> None:
     status, answer = status_and_body(await raw_exchange(gw, post(orjson.dumps(GOOD), b"Content-Encoding: compress")))
     assert status == 415 and "compress" in answer["error"]["message"]

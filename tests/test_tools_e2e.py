@@ -8,7 +8,7 @@ from typing import Any
 import openai
 import pytest
 
-from poe2openai.simulator import DONE, Simulator, text, texts
+from poe2openai.simulator import DONE, Simulator, Sleep, text, texts
 
 from .conftest import user
 
@@ -100,7 +100,8 @@ async def test_multi_turn_tool_loop(client: openai.AsyncOpenAI, sim: Simulator) 
     query = sim.bodies("weather-bot")[-1]["query"]
     assert [m["role"] for m in query] == ["system", "user", "bot", "user"]
     assert (
-        '<tool_call>\n<name>get_weather</name>\n<arguments>{"city":"Paris","days":2}</arguments>' in query[2]["content"]
+        '<tool_call>\n<name>get_weather</name>\n<arguments>{"city": "Paris", "days": 2}</arguments>'
+        in query[2]["content"]  # the arguments as the bot wrote them
     )
     assert query[3]["content"] == '<tool_result name="get_weather">\nSunny, 24°C\n</tool_result>'
 
@@ -253,3 +254,46 @@ async def test_prompt_tokens_count_what_the_bot_is_sent(client: openai.AsyncOpen
     )
     assert plain.usage is not None and with_tools.usage is not None
     assert with_tools.usage.prompt_tokens > plain.usage.prompt_tokens + 100  # the tool instructions count
+
+
+WRITE_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "write_to_file",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}}},
+    },
+}
+
+
+async def test_a_long_call_streams_its_arguments_in_many_fragments(client: openai.AsyncOpenAI, sim: Simulator) -> None:
+    args = json.dumps({"path": "src/app.py", "content": "".join(f"line = {i}\n" for i in range(300))})
+    answer = f"<tool_call>\n<name>write_to_file</name>\n<arguments>{args}</arguments>\n</tool_call>"
+    steps: list[Any] = []
+    for i in range(0, len(answer), 40):  # paced, so that the gateway reads the events one by one
+        steps += [text(answer[i : i + 40]), Sleep(0.002)]
+    sim.script("coder-bot", [*steps, DONE])
+    stream = await client.chat.completions.create(
+        model="coder-bot", messages=user("Write it"), tools=[WRITE_TOOL], stream=True
+    )
+    deltas = [tc for c in [c async for c in stream] if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert len(deltas) > 20 and all(d.index == 0 for d in deltas)
+    assert deltas[0].id and deltas[0].type == "function" and deltas[0].function.name == "write_to_file"  # type: ignore[union-attr]
+    assert all(d.id is None and d.function and d.function.name is None for d in deltas[1:])
+    assert "".join((d.function.arguments or "") for d in deltas if d.function) == args
+
+
+@pytest.mark.parametrize(
+    "choice", ["required", {"type": "function", "function": {"name": "get_weather"}}], ids=["required", "named"]
+)
+async def test_text_before_a_required_call_is_held_back(
+    client: openai.AsyncOpenAI, sim: Simulator, choice: Any
+) -> None:
+    sim.behaviours["weather-bot"] = weather_bot  # writes "I'll check the weather." before its call
+    stream = await client.chat.completions.create(
+        model="weather-bot", messages=user("Weather?"), tools=[WEATHER_TOOL], tool_choice=choice, stream=True
+    )
+    chunks = [c async for c in stream]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ""
+    assert any(c.choices[0].delta.tool_calls for c in chunks if c.choices)
+    system = sim.bodies("weather-bot")[-1]["query"][0]["content"]
+    assert "no text before it" in system

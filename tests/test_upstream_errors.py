@@ -9,9 +9,9 @@ import openai
 import pytest
 
 from poe2openai.poe.events import Error
-from poe2openai.poe.upstream_errors import from_event, from_http
+from poe2openai.poe.upstream_errors import from_event, from_http, retry_after
 from poe2openai.settings import Settings
-from poe2openai.simulator import HttpError, Simulator
+from poe2openai.simulator import HttpError, Simulator, error
 
 from .conftest import Running, user
 
@@ -37,6 +37,8 @@ def test_http_statuses(status: int, body: bytes, want_status: int, want_code: st
     assert err.message
     if status == 429:
         assert err.headers == {"retry-after": "7"}
+    if status == 402:
+        assert err.headers["retry-after"] == "3600"
     if status == 402:
         assert err.headers["x-should-retry"] == "false"
 
@@ -85,3 +87,39 @@ async def test_a_page_instead_of_an_event_stream(client: openai.AsyncOpenAI, sim
     with pytest.raises(openai.InternalServerError) as info:
         await client.chat.completions.create(model="gpt-4o-mini", messages=user("x"))
     assert "instead of an event stream" in info.value.message and "Just a moment" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("steps", "want"),
+    [
+        ([HttpError(429, {"error": {"message": "slow down"}})], "20"),  # no hint: the estimate
+        ([HttpError(429, {"error": {"message": "slow"}}, {"x-ratelimit-reset-requests": "1m30s"})], "90"),
+        ([HttpError(429, {"error": {"message": "slow"}}, {"x-ratelimit-reset-requests": "850ms"})], "1"),
+        ([HttpError(429, {"error": {"message": "slow"}}, {"Retry-After": "7"})], "7"),
+        ([error("You have exceeded rate limit to query bot using User API Key. Try again later.")], "20"),
+        ([error("x", error_type="insufficient_fund")], "3600"),
+    ],
+)
+async def test_every_429_carries_retry_after(
+    client: openai.AsyncOpenAI, sim: Simulator, steps: list[Any], want: str
+) -> None:
+    for stream in (False, True):
+        sim.script("gpt-4o-mini", steps)
+        with pytest.raises(openai.APIStatusError) as info:
+            await client.chat.completions.create(model="gpt-4o-mini", messages=user("x"), stream=stream)
+        assert info.value.status_code == 429
+        assert info.value.response.headers["retry-after"] == want
+
+
+def test_rate_limit_reset_values() -> None:
+    assert [retry_after(None, r) for r in ("12", "2.5", "1m", "1m0.5s", "junk", "-3", "1e9", "")] == [
+        "12",
+        "3",
+        "60",
+        "61",
+        "20",
+        "20",
+        "20",
+        "20",
+    ]
+    assert retry_after("0", None) == "0" and retry_after("soon", "4s") == "4"

@@ -42,6 +42,7 @@ from poe2openai.errors import ApiError, upstream
 from poe2openai.pipeline.answer import Answer
 from poe2openai.pipeline.deltas import Delta, End, Failure, ResetDelta, UsageDelta
 from poe2openai.pipeline.driver import Pipeline, Stage
+from poe2openai.pipeline.json_output import JsonOutput
 from poe2openai.pipeline.limits import MaxTokens, StopSequences
 from poe2openai.pipeline.reset_replay import ResetReplay
 from poe2openai.pipeline.thinking import ThinkingSplitter
@@ -49,7 +50,7 @@ from poe2openai.pipeline.token_meter import CompletionMeter
 from poe2openai.pipeline.tokens import ATTACHMENT_TOKENS, count_messages
 from poe2openai.pipeline.usage import Counted, Usage, usage_of
 from poe2openai.poe.bot_parameters import apply_suffix, as_flags, bot_parameters, split_suffix
-from poe2openai.poe.query import QueryOptions, build_query, encode
+from poe2openai.poe.query import QueryOptions, build_query, correction, encode, poe_message
 from poe2openai.poe.source import PoeSource
 from poe2openai.tools.prompt import render_messages
 from poe2openai.tools.xml_extract import XmlToolExtractor
@@ -346,6 +347,9 @@ class Call:
         self._prompt_tokens: int | None = None
         self._counting: asyncio.Future[int] | None = None
         self._counted: Counted | None = None
+        self._body: dict[str, Any] = {}
+        self._output: JsonOutput | None = None  # the structured-output stage of the current attempt
+        self.reasks_left = 1  # a whole answer that is not the JSON asked for is asked again once
 
     # --- preparing the query ------------------------------------------------------------
 
@@ -356,6 +360,7 @@ class Call:
         # everything is validated; only now does any work reach Poe
         opts.attachments = await self.gw.uploader.prepare(self.req.messages, self.key)
         query = render_query(self.req, target, opts)
+        self._body = query.body  # kept: a re-ask adds turns to it
         self._prompt_texts = query.texts
         self._attachments = query.attachments
         self.query = encode(query.body)
@@ -366,6 +371,9 @@ class Call:
         stages: list[Stage] = [ThinkingSplitter()]
         if req.tools.active:
             stages.append(XmlToolExtractor(req.tools))
+        if req.output.structured:
+            self._output = JsonOutput(req.output)
+            stages.append(self._output)
         if req.stop:
             stages.append(StopSequences(req.stop))
         counted: Counted | None = None
@@ -492,12 +500,38 @@ class Call:
                 up.close()
             if self.stopping:
                 raise SHUTTING_DOWN
+            if self._reask():
+                continue
             if answer.error is not None:
                 if self._may_retry(answer.error):
                     await asyncio.sleep(RETRY_DELAY)
                     continue
                 raise answer.error
             return answer
+
+    def _reask(self) -> bool:
+        """A whole answer that is not the JSON asked for: ask again once, quoting the problem.
+
+        The bot sees its answer and the correction as the next turn; nothing reached the
+        client yet. Bot parameters of the last user message are kept on the new one.
+        """
+        out = self._output
+        if out is None or out.problem is None or self.reasks_left <= 0:
+            return False
+        self.reasks_left -= 1
+        log.info("re-asking %s: %s", self.target.bot if self.target else "?", out.problem)
+        query: list[dict[str, Any]] = self._body["query"]
+        last_user = next((m for m in reversed(query) if m["role"] == "user"), None)
+        fix = poe_message("user", correction(out.problem))
+        if last_user is not None and "parameters" in last_user:
+            fix["parameters"] = last_user["parameters"]
+        query += [poe_message("bot", out.json_text or "(no JSON)"), fix]
+        self._prompt_texts += [query[-2]["content"], query[-1]["content"]]
+        self._forget_count()
+        self._counting = None
+        self._prompt_tokens = None
+        self.query = encode(self._body)
+        return True
 
     # --- streaming ----------------------------------------------------------------------
 

@@ -107,13 +107,24 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
 
 
+# Errors after which the connection cannot carry another request: aiohttp's parser gave up on
+# the body (it drops the connection after the answer, so the answer must say so).
+_CLOSING_CODES = frozenset({"invalid_content_encoding", "invalid_body"})
+RETRY_AFTER_DEFAULT = 20  # seconds, for a 429 whose source gave no hint
+
+
 def error_json(body: Any, err: ApiError) -> web.Response:
     """A dialect's error ``body`` with the status and headers of ``err``.
 
-    After a 408 or 413 the rest of the request body is not read: the connection closes.
+    After a 408 or 413 the rest of the request body is not read, and after a body aiohttp could
+    not decode the connection is unusable: the answer says ``Connection: close``, and it closes.
+    Every 429 carries ``retry-after`` (a default estimate when its source gave none).
     """
-    resp = json_response(body, err.status, err.headers)
-    if err.status in (408, 413):
+    headers = err.headers
+    if err.status == 429 and not any(k.lower() == "retry-after" for k in headers):
+        headers = {**headers, "retry-after": str(RETRY_AFTER_DEFAULT)}
+    resp = json_response(body, err.status, headers)
+    if err.status in (408, 413) or err.code in _CLOSING_CODES:
         resp.force_close()
     return resp
 

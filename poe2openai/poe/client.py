@@ -63,7 +63,13 @@ class PoeClient:
             raise upstream(f"Could not reach Poe: {type(exc).__name__}", retryable=True) from None
         if resp.status != 200:
             detail = await _bounded_body(resp)
-            raise from_http(resp.status, detail, resp.headers.get("Retry-After"), bot)
+            raise from_http(
+                resp.status,
+                detail,
+                resp.headers.get("Retry-After"),
+                bot,
+                resp.headers.get("x-ratelimit-reset-requests"),
+            )
         if not resp.content_type.startswith("text/event-stream"):
             detail = await _bounded_body(resp)
             raise upstream(

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from poe2openai.conversation import CallRequest, Message
+from poe2openai.conversation import CallRequest, Message, OutputFormat
 
 # OpenAI role -> Poe role. Poe has no "developer"; it is a system instruction.
 POE_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "bot", "tool": "user"}
@@ -50,6 +50,39 @@ def _default_text(msg: Message) -> str:
     return msg.text
 
 
+def output_instructions(fmt: OutputFormat) -> str:
+    """The block added to the system prompt when the answer must be JSON."""
+    lines = [
+        "# Answer format",
+        "",
+        "Answer with one JSON value and nothing else: no sentence before or after it, no Markdown code fence.",
+    ]
+    if fmt.kind == "json_schema" and fmt.schema:
+        if fmt.name:
+            lines.append(f"The value is a {fmt.name}." + (f" {fmt.description.strip()}" if fmt.description else ""))
+        lines += ["It must match this JSON Schema (every required property, no others if it says so):", ""]
+        lines.append("JSON Schema: " + orjson.dumps(fmt.schema).decode())
+    else:
+        lines.append("The value is a JSON object.")
+    return "\n".join(lines)
+
+
+def correction(problem: str) -> str:
+    """The user message of the one re-ask after an answer that was not the JSON asked for."""
+    return (
+        f"Your answer was not accepted: {problem}. Answer again with only the JSON value, "
+        "following the answer format in the instructions exactly, and nothing else."
+    )
+
+
+def _add_system(rendered: list[dict[str, Any]], block: str) -> None:
+    system = next((m for m in rendered if m["role"] == "system"), None)
+    if system is None:
+        rendered.insert(0, poe_message("system", block))
+    else:
+        system["content"] = f"{system['content']}\n\n{block}" if system["content"] else block
+
+
 def build_query(req: CallRequest, opts: QueryOptions, rendered: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The query body; ``rendered`` replaces the message list when the tool stage built it."""
     if rendered is None:
@@ -57,6 +90,8 @@ def build_query(req: CallRequest, opts: QueryOptions, rendered: list[dict[str, A
         for i, m in enumerate(req.messages):
             role = POE_ROLES[m.role]
             rendered.append(poe_message(role, _default_text(m), opts.attachments.get(i)))
+    if req.output.structured:
+        _add_system(rendered, output_instructions(req.output))
     if opts.system_as_user:
         for pm in rendered:
             if pm["role"] == "system":

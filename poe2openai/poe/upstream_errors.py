@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import orjson
@@ -9,7 +11,10 @@ import orjson
 from poe2openai.errors import ApiError
 from poe2openai.poe.events import Error
 
-_NO_RETRY = {"x-should-retry": "false"}
+_NO_RETRY = {"x-should-retry": "false", "retry-after": "3600"}  # only a top-up helps, not a retry
+# Poe counts 500 requests a minute per key; without a hint, a retry in a few seconds may fit
+RETRY_AFTER_ESTIMATE = 20
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?")
 QUOTA_MESSAGE = "Your Poe account does not have enough points for this request."
 
 
@@ -36,7 +41,33 @@ def _message_from_body(body: bytes) -> str:
     return text[:500]
 
 
-def from_http(status: int, body: bytes, retry_after: str | None, bot: str) -> ApiError:
+def retry_after(value: str | None, reset: str | None = None) -> str:
+    """``retry-after`` seconds for a 429: Poe's ``Retry-After``, else its
+    ``x-ratelimit-reset-requests`` (``"20"``, ``"1m30s"``, ``"850ms"``), else the estimate."""
+    if value and value.strip().isdigit():
+        return value.strip()
+    if reset:
+        text = reset.strip()
+        seconds: float | None = None
+        try:
+            seconds = float(text)
+        except ValueError:
+            m = _DURATION.fullmatch(text)
+            if m and any(m.groups()):
+                minutes, secs, millis = (float(g) if g else 0.0 for g in m.groups())
+                seconds = minutes * 60 + secs + millis / 1000
+        if seconds is not None and math.isfinite(seconds) and 0 <= seconds < 86_400:
+            return str(max(1, math.ceil(seconds)))
+    return str(RETRY_AFTER_ESTIMATE)
+
+
+def rate_limited(message: str, value: str | None = None, reset: str | None = None) -> ApiError:
+    """A 429 ``rate_limit_exceeded``, always with ``retry-after``."""
+    headers = {"retry-after": retry_after(value, reset)}
+    return ApiError(429, message, type="rate_limit_error", code="rate_limit_exceeded", headers=headers)
+
+
+def from_http(status: int, body: bytes, retry_after: str | None, bot: str, reset: str | None = None) -> ApiError:
     """A non-2xx answer from ``/bot/{name}``."""
     detail = _message_from_body(body) or f"HTTP {status}"
     if status == 401:
@@ -50,10 +81,7 @@ def from_http(status: int, body: bytes, retry_after: str | None, bot: str) -> Ap
             404, f"The model '{bot}' does not exist on Poe: {detail}", code="model_not_found", param="model"
         )
     if status == 429:
-        headers = {"retry-after": retry_after} if retry_after else {}
-        return ApiError(
-            429, f"Poe rate limit: {detail}", type="rate_limit_error", code="rate_limit_exceeded", headers=headers
-        )
+        return rate_limited(f"Poe rate limit: {detail}", retry_after, reset)
     if status in (408, 504):
         return ApiError(504, f"Poe timed out: {detail}", type="timeout_error", code="upstream_timeout", retryable=True)
     if 400 <= status < 500:
@@ -84,7 +112,7 @@ def from_event(event: Error, bot: str) -> ApiError:
     if kind == "protocol_error":
         return ApiError(502, text, type="api_error", code="upstream_protocol_error")
     if "rate limit" in low:
-        return ApiError(429, text, type="rate_limit_error", code="rate_limit_exceeded")
+        return rate_limited(text)
     if "invalid token" in low or "unauthorized" in low or "invalid api key" in low:
         return ApiError(401, text, type="authentication_error", code="invalid_api_key")
     if "does not exist" in low or "bot not found" in low:

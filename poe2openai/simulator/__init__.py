@@ -195,6 +195,81 @@ def _example_arguments(schema: dict[str, Any], said: str) -> dict[str, Any]:
     return out
 
 
+_ANSWER_FORMAT = re.compile(
+    r"^# Answer format\n(?:.*\n)*?(?:JSON Schema: (.*)|The value is a JSON object\.)$", re.MULTILINE
+)
+
+
+def _system(body: dict[str, Any]) -> str:
+    return str(next((m.get("content", "") for m in body.get("query", []) if m.get("role") == "system"), ""))
+
+
+def asked_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON Schema the gateway's answer-format instruction asks for (``{}``: any object)."""
+    found = _ANSWER_FORMAT.search(_system(body))
+    if found is None:
+        return None
+    return orjson.loads(found.group(1)) if found.group(1) else {"type": "object"}
+
+
+def example_value(schema: Any, said: str, root: dict[str, Any] | None = None, depth: int = 0) -> Any:
+    """A small value that matches ``schema`` (the subset pydantic and SDKs produce: types,
+    properties, items, enum, const, anyOf/oneOf/allOf, $ref to $defs, minimums and lengths)."""
+    root = root if root is not None else schema
+    if not isinstance(schema, dict) or depth > 20:
+        return said
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        return example_value(target, said, root, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    if "default" in schema:
+        return schema["default"]
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and options:
+            usable = [o for o in options if not (isinstance(o, dict) and o.get("type") == "null")] or options
+            return example_value(usable[0], said, root, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind is None:
+        kind = "object" if "properties" in schema else "string"
+    if kind == "object":
+        props: dict[str, Any] = schema["properties"] if isinstance(schema.get("properties"), dict) else {}
+        return {k: example_value(v, said, root, depth + 1) for k, v in props.items()}
+    if kind == "array":
+        count = max(1, int(schema.get("minItems", 1)))
+        return [example_value(schema.get("items", {}), said, root, depth + 1) for _ in range(count)]
+    if kind in ("integer", "number"):
+        low: Any = schema.get("minimum", schema.get("exclusiveMinimum")) or 0
+        value = max(1, int(low) + (1 if "exclusiveMinimum" in schema else 0))
+        return value if kind == "integer" else value + 0.5
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    text = said or "example"
+    return (text * (1 + int(schema.get("minLength", 0)) // max(1, len(text))))[: schema.get("maxLength", 10_000)]
+
+
+def json_answer(body: dict[str, Any], lead: list[Step] | None = None) -> list[Step] | None:
+    """When the gateway asks for JSON: a conforming value, wrapped the way bots often do
+    (a sentence and a fence the gateway strips), in small pieces."""
+    schema = asked_schema(body)
+    if schema is None:
+        return None
+    said = _last_user_text(body).strip().split("\n")[0][:60] or "example"
+    value = orjson.dumps(example_value(schema, said), option=orjson.OPT_INDENT_2).decode()
+    answer = f"Here is the JSON you asked for:\n\n```json\n{value}\n```\n\nLet me know if you need more."
+    return [*(lead or []), *texts(*(answer[i : i + 16] for i in range(0, len(answer), 16)))]
+
+
 def tool_answer(body: dict[str, Any]) -> list[Step] | None:
     """When the gateway offers tools: call the first one, then answer from its result."""
     system = next((m.get("content", "") for m in body.get("query", []) if m.get("role") == "system"), "")
@@ -204,10 +279,12 @@ def tool_answer(body: dict[str, Any]) -> list[Step] | None:
     said = _last_user_text(body).strip()
     if said.startswith("<tool_result"):
         result = said.split("\n", 1)[1].rsplit("</tool_result>", 1)[0].strip() if "\n" in said else said
-        return texts("The tool answered: ", result)
+        return json_answer(body) or texts("The tool answered: ", result)
     name, schema = found.group(1), orjson.loads(found.group(2))
     args = orjson.dumps(_example_arguments(schema, said or "hello")).decode()
-    call = f"Let me use {name}.\n\n<tool_call>\n<name>{name}</name>\n<arguments>{args}</arguments>\n</tool_call>"
+    call = f"<tool_call>\n<name>{name}</name>\n<arguments>{args}</arguments>\n</tool_call>"
+    if "no text before it" not in system:  # an older instruction invited a sentence first
+        call = f"Let me use {name}.\n\n{call}"
     return texts(*(call[i : i + 12] for i in range(0, len(call), 12)))
 
 
@@ -216,6 +293,9 @@ def echo_answer(body: dict[str, Any]) -> list[Step]:
     tools = tool_answer(body)
     if tools is not None:
         return tools
+    structured = json_answer(body)
+    if structured is not None:
+        return structured
     said = _last_user_text(body).strip() or "(nothing)"
     words = f"You said: {said}".split(" ")
     parts = [" ".join(words[i : i + 3]) + (" " if i + 3 < len(words) else "") for i in range(0, len(words), 3)]
@@ -234,6 +314,10 @@ def agent_answer(body: dict[str, Any]) -> list[Step]:
 def thinking_answer(body: dict[str, Any]) -> list[Step]:
     """A reasoning bot: a ``*Thinking...*`` block, then the answer."""
     said = _last_user_text(body).strip() or "(nothing)"
+    thinking: list[Step] = [text("*Thinking...*"), text("\n\n> **Reading the question**\n> The user wants JSON.\n\n")]
+    structured = json_answer(body, thinking)
+    if structured is not None:
+        return structured
     return texts(
         "*Thinking...*",
         "\n\n> **Reading the question**\n> ",
@@ -368,7 +452,10 @@ class Simulator:
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store"}
         )
-        await resp.prepare(request)
+        try:
+            await resp.prepare(request)
+        except ConnectionResetError:  # the gateway hung up before the headers (its client gave up)
+            return resp
         nl = b"\r\n" if script.crlf else b"\n"
         self.open_streams += 1
         try:
@@ -398,9 +485,12 @@ class Simulator:
                 if self.word_delay:
                     await asyncio.sleep(self.word_delay)
             await resp.write_eof()
-        except (asyncio.CancelledError, ConnectionResetError):
+        except asyncio.CancelledError:
             self.cancelled_streams += 1
             raise
+        except ConnectionResetError:  # the gateway closed the Poe request: nothing to log
+            self.cancelled_streams += 1
+            return resp
         finally:
             self.open_streams -= 1
         return resp

@@ -25,8 +25,9 @@ def instructions(plan: ToolPlan) -> str:
         "",
         "Rules:",
         "- <arguments> holds one JSON object that matches the tool's parameters.",
-        "- You may write a short sentence before the block. Write nothing after your last block:"
-        " you will get the results in the next message.",
+        # clients such as pydantic-ai take the first text of a stream for the final answer
+        "- When you call a tool, start your answer with the block: no text before it. Write"
+        " nothing after your last block: you will get the results in the next message.",
     ]
     if plan.parallel:
         lines.append("- To call several tools at once, write one block per call, one after another.")

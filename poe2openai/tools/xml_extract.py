@@ -26,9 +26,10 @@ from typing import Any
 from poe2openai.conversation import ToolPlan, ToolSpec
 from poe2openai.ids import call_id
 from poe2openai.pipeline.deltas import RESET, Delta, End, Failure, ResetDelta, TextDelta, ToolCallDelta
+from poe2openai.pipeline.json_scan import JsonScanner
 from poe2openai.tools.arguments import coerce, encode_arguments, parse_json_arguments
 
-_TEXT, _BLOCK, _AFTER, _STOPPED = range(4)
+_TEXT, _BLOCK, _ARGS, _CLOSING, _AFTER, _STOPPED = range(6)
 _PREFIX = "prefix"
 _NO = "no"
 _CLOSE = {"tool_call": "</tool_call>", "function_calls": "</function_calls>", "invoke": "</invoke>"}
@@ -39,7 +40,7 @@ MAX_BLOCK = 4 << 20
 _INVOKE = re.compile(r"<invoke\s+name\s*=\s*[\"']([^\"']+)[\"']\s*>(.*?)(?:</invoke>|$)", re.DOTALL)
 _PARAM = re.compile(r"<parameter\s+name\s*=\s*[\"']([^\"']+)[\"']\s*>(.*?)</parameter>", re.DOTALL)
 _NAME = re.compile(r"<name>\s*(.*?)\s*</name>", re.DOTALL)
-_ARGS = re.compile(r"<(arguments|parameters)>(.*?)(?:</\1>|$)", re.DOTALL)
+_ARGS_OPEN = re.compile(r"<(arguments|parameters)>")
 _CHILD = re.compile(r"<([A-Za-z_][\w.\-]*)>(.*?)</\1>", re.DOTALL)
 
 
@@ -124,10 +125,12 @@ def parse_block(block: str, tools: dict[str, ToolSpec]) -> list[tuple[str, str]]
         tool = _lookup(tools, m.group(1))
         if tool is None:
             return None
-        am = _ARGS.search(body)
+        am = _ARGS_OPEN.search(body)
         if am is None:
             return [(tool.name, "{}")]
-        text = am.group(2)
+        # up to the last closing tag: a value may mention "</arguments>"
+        end = body.rfind(f"</{am.group(1)}>")
+        text = body[am.end() : end if end >= am.end() else len(body)]
         parsed = parse_json_arguments(text)
         if parsed is not None:
             return [(tool.name, encode_arguments(parsed))]
@@ -155,10 +158,40 @@ def parse_block(block: str, tools: dict[str, ToolSpec]) -> list[tuple[str, str]]
     return None
 
 
-class XmlToolExtractor:
-    """The sans-IO extractor stage."""
+_HEAD_MAX = 512  # characters of a block kept to decide what it is
+# a call whose arguments begin as a JSON object with a key (or empty): safe to stream
+_STREAM_HEAD = re.compile(r"\s*<name>\s*([^<>]+?)\s*</name>\s*<arguments>\s*\{(?=\s*[\"}])")
+_NOT_STREAMED = re.compile(r"<arguments>\s*(?:[^\s{]|\{\s*[^\s\"}])")
 
-    __slots__ = ("_body_at", "_buf", "_calls", "_kind", "_line_start", "_parallel", "_starts", "_state", "_tools")
+
+class XmlToolExtractor:
+    """The sans-IO extractor stage.
+
+    Linear in the answer: an open block is kept as a list of pieces with only its head (for
+    deciding what it is) and the last few characters (for a closing tag split across events)
+    looked at again; a streamed call's arguments are scanned once, as they arrive.
+    """
+
+    __slots__ = (
+        "_args",
+        "_body_at",
+        "_buf",
+        "_calls",
+        "_head",
+        "_held",
+        "_hold",
+        "_kind",
+        "_line_start",
+        "_parallel",
+        "_parts",
+        "_plausible_done",
+        "_size",
+        "_starts",
+        "_state",
+        "_stream_done",
+        "_tail",
+        "_tools",
+    )
 
     def __init__(self, plan: ToolPlan) -> None:
         self._tools = plan.by_name
@@ -171,6 +204,16 @@ class XmlToolExtractor:
         self._line_start = True
         # what may follow a <tool_call> opener in a real call
         self._starts = ("<name>", "<invoke", "{", "<![CDATA[", "```", *(f"<{n}>" for n in self._tools))
+        # a call is required: text before it is held back, and shown only if no call comes
+        self._hold = plan.choice in ("required", "named")
+        self._held: list[str] = []
+        self._parts: list[str] = []
+        self._size = 0
+        self._head = ""
+        self._tail = ""
+        self._plausible_done = False
+        self._stream_done = False
+        self._args: JsonScanner | None = None
 
     def feed(self, batch: list[Delta]) -> list[Delta]:
         """Extract from one batch."""
@@ -179,17 +222,20 @@ class XmlToolExtractor:
             kind = type(d)
             if kind is TextDelta:
                 assert isinstance(d, TextDelta)
-                if self._state == _TEXT and not self._buf and "<" not in d.text and "`" not in d.text:
+                text = d.text
+                if self._state == _TEXT and not self._buf and not self._hold and "<" not in text and "`" not in text:
                     out.append(d)  # the common case: plain prose
-                    self._line_start = d.text.endswith("\n")
+                    self._line_start = text.endswith("\n")
                     continue
-                s = self._buf + d.text
-                self._buf = ""
-                self._process(s, out)
+                if self._buf:
+                    text, self._buf = self._buf + text, ""
+                self._process(text, out)
             elif kind is ResetDelta:
                 self._buf = ""
-                if self._state == _BLOCK:
+                self._held.clear()
+                if self._state in (_BLOCK, _ARGS, _CLOSING):
                     self._state = _AFTER if self._calls else _TEXT
+                    self._open_block()
                 self._line_start = True
                 out.append(RESET)
             elif kind is End or kind is Failure:
@@ -205,11 +251,14 @@ class XmlToolExtractor:
         if not text:
             return
         if self._state == _TEXT:
-            last = out[-1] if out else None
-            if isinstance(last, TextDelta):
-                out[-1] = TextDelta(last.text + text)
+            if self._hold:
+                self._held.append(text)
             else:
-                out.append(TextDelta(text))
+                last = out[-1] if out else None
+                if isinstance(last, TextDelta):
+                    out[-1] = TextDelta(last.text + text)
+                else:
+                    out.append(TextDelta(text))
         self._line_start = text.endswith("\n")
 
     def _candidate(self, s: str) -> int:
@@ -230,6 +279,12 @@ class XmlToolExtractor:
             if state == _BLOCK:
                 s = self._block(s, out)
                 continue
+            if state == _ARGS:
+                s = self._stream_args(s, out)
+                continue
+            if state == _CLOSING:
+                s = self._closing(s)
+                continue
             j = self._candidate(s)
             if j < 0:
                 self._text_out(s, out)
@@ -247,9 +302,19 @@ class XmlToolExtractor:
             assert isinstance(found, tuple)
             self._kind, self._body_at = found
             self._state = _BLOCK
+            self._open_block()
 
-    def _plausible(self, s: str) -> bool:
-        body = s[self._body_at :].lstrip()
+    def _open_block(self) -> None:
+        self._parts = []
+        self._size = 0
+        self._head = ""
+        self._tail = ""
+        self._plausible_done = False
+        self._stream_done = self._kind != "tool_call"
+        self._args = None
+
+    def _plausible(self) -> bool:
+        body = self._head[self._body_at :].lstrip()
         if not body:
             return True
         if self._kind == "invoke":
@@ -258,32 +323,108 @@ class XmlToolExtractor:
             starts = ("<invoke",)
         else:
             starts = self._starts
-        return any(body.startswith(p) or p.startswith(body) for p in starts)
+        if any(body.startswith(p) for p in starts):
+            self._plausible_done = True
+            return True
+        return any(p.startswith(body) for p in starts)
 
     def _release(self, s: str, out: list[Delta]) -> str:
         """Not a call after all: the first character is text; rescan the rest."""
         self._state = _AFTER if self._calls else _TEXT
+        self._parts = []
         self._text_out(s[0], out)
         return s[1:]
 
-    def _block(self, s: str, out: list[Delta]) -> str:
-        close = _CLOSE[self._kind]
-        end = s.find(close, self._body_at)
+    def _find_close(self, t: str, close: str) -> int:
+        """Where ``close`` ends in ``t`` (a tag may have begun in earlier text), or -1."""
+        scan = self._tail + t
+        end = scan.find(close)
         if end < 0:
-            if not self._plausible(s) or len(s) > MAX_BLOCK:
-                return self._release(s, out)
-            self._buf = s
+            self._tail = scan[-(len(close) - 1) :]
+            return -1
+        return end + len(close) - len(self._tail)
+
+    def _block(self, t: str, out: list[Delta]) -> str:
+        head_grew = len(self._head) < _HEAD_MAX
+        if head_grew:
+            self._head += t[: _HEAD_MAX - len(self._head)]
+            if not self._stream_done:
+                found = self._streamable()
+                if found is not None:
+                    return self._start_stream("".join(self._parts) + t, *found, out)
+        cut = self._find_close(t, _CLOSE[self._kind])
+        if cut >= 0:
+            self._parts.append(t[:cut])
+            block = "".join(self._parts)
+            rest = t[cut:]
+            self._parts = []
+            if not self._emit(block, out):
+                return self._release(block + rest, out)
+            return rest
+        self._parts.append(t)
+        self._size += len(t)
+        if (head_grew and not self._plausible_done and not self._plausible()) or self._size > MAX_BLOCK:
+            return self._release("".join(self._parts), out)
+        return ""
+
+    def _streamable(self) -> tuple[ToolSpec, int] | None:
+        """A ``<tool_call>`` of a known tool whose arguments begin as a JSON object: the tool and
+        where its arguments begin (after the brace)."""
+        head = self._head
+        m = _STREAM_HEAD.match(head, self._body_at)
+        if m is None:
+            if len(head) >= _HEAD_MAX or _NOT_STREAMED.search(head, self._body_at):
+                self._stream_done = True
+            return None
+        self._stream_done = True
+        tool = _lookup(self._tools, m.group(1))
+        return None if tool is None else (tool, m.end())
+
+    def _start_stream(self, text: str, tool: ToolSpec, at: int, out: list[Delta]) -> str:
+        """Send the call now; its arguments follow as they arrive."""
+        self._parts = []
+        self._held.clear()
+        out.append(ToolCallDelta(self._calls, call_id(), tool.name, "{"))
+        self._calls += 1
+        self._args = JsonScanner()
+        self._state = _ARGS
+        self._line_start = False
+        return text[at:]
+
+    def _arg_fragment(self, text: str, out: list[Delta]) -> None:
+        if not text:
+            return
+        last = out[-1] if out else None
+        index = self._calls - 1
+        if isinstance(last, ToolCallDelta) and last.index == index:
+            out[-1] = ToolCallDelta(index, last.id, last.name, last.arguments + text)
+        else:
+            out.append(ToolCallDelta(index, None, None, text))
+
+    def _stream_args(self, t: str, out: list[Delta]) -> str:
+        args = self._args
+        assert args is not None
+        fragment, rest = args.feed(t)
+        self._arg_fragment(fragment, out)
+        if rest is None:
             return ""
-        end += len(close)
-        block, rest = s[:end], s[end:]
-        if not self._emit(block, out):
-            return self._release(s, out)
+        self._state = _CLOSING
+        self._tail = ""
         return rest
+
+    def _closing(self, t: str) -> str:
+        """After streamed arguments: skip to the call's closing tag."""
+        cut = self._find_close(t, _CLOSE["tool_call"])
+        if cut < 0:
+            return ""
+        self._state = _AFTER if self._parallel else _STOPPED
+        return t[cut:]
 
     def _emit(self, block: str, out: list[Delta]) -> bool:
         calls = parse_block(block, self._tools)
         if not calls:
             return False
+        self._held.clear()
         for name, arguments in calls:
             out.append(ToolCallDelta(self._calls, call_id(), name, arguments))
             self._calls += 1
@@ -296,9 +437,20 @@ class XmlToolExtractor:
     def _flush(self, out: list[Delta]) -> None:
         """End of the answer: an unclosed block that parses is a call; anything held is text."""
         buf, self._buf = self._buf, ""
+        if self._state in (_ARGS, _CLOSING):  # a streamed call stands as sent
+            self._state = _AFTER
+            return
         if self._state == _BLOCK:
-            if self._emit(buf, out):
+            block = "".join(self._parts)
+            self._parts = []
+            if self._emit(block + buf, out):
                 return
             self._state = _AFTER if self._calls else _TEXT
+            buf = block + buf
         if self._state != _STOPPED:
             self._text_out(buf, out)
+        if self._held:
+            held = "".join(self._held)
+            self._held.clear()
+            self._hold = False
+            self._text_out(held, out)

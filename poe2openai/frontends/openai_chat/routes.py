@@ -20,6 +20,7 @@ from poe2openai.errors import ApiError
 from poe2openai.frontends.openai_chat.errors import error_response
 from poe2openai.frontends.openai_chat.ids import completion_id
 from poe2openai.frontends.openai_chat.models import get_model, list_models
+from poe2openai.frontends.openai_chat.output import output_format
 from poe2openai.frontends.openai_chat.reasoning import read_request
 from poe2openai.frontends.openai_chat.request import parse_chat_request
 from poe2openai.frontends.openai_chat.response import completion_body
@@ -72,6 +73,7 @@ def parse(body: Any) -> CallRequest:
         logit_bias=chat.logit_bias,
         max_tokens=chat.max_tokens,
         stream_usage=chat.include_usage,
+        output=output_format(chat.raw),
     )
 
 
