@@ -14,6 +14,7 @@ import aiohttp
 import anthropic
 import pytest
 import pytest_asyncio
+from pydantic import BaseModel
 
 from poe2openai.frontends.anthropic.ids import signature_of
 from poe2openai.pipeline import tokens
@@ -648,3 +649,19 @@ async def test_errors_before_the_handler_come_in_anthropics_shape(gw: Running, h
     async with http.post(gw.url + "/v1/messages", headers={"x-api-key": "k"}, data=b"{not json") as r:
         body = await r.json()
         assert r.status == 400 and body["error"]["type"] == "invalid_request_error"
+
+
+class City(BaseModel):
+    name: str
+    population: int
+
+
+async def test_structured_output_through_the_sdks_parse(claude: anthropic.AsyncAnthropic, sim: Simulator) -> None:
+    msg = await claude.messages.parse(model="gpt-4o-mini", max_tokens=500, messages=hi("Paris"), output_format=City)
+    assert isinstance(msg.parsed_output, City) and msg.parsed_output.population == 1
+    assert "population" in last_query(sim)[0]["content"]  # the schema was asked for in the prompt
+    async with claude.messages.stream(
+        model="gpt-4o-mini", max_tokens=500, messages=hi("Paris"), output_format=City
+    ) as s:
+        final = await s.get_final_message()
+    assert final.content[0].type == "text" and City.model_validate_json(final.content[0].text).population == 1

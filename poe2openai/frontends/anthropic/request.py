@@ -14,6 +14,8 @@ bad value is a 400 naming the field.
   (``is_error`` noted in the text; images in a result go with the user message after it).
 - Assistant content: ``text``; ``tool_use`` becomes a tool call of the message. ``thinking``
   and ``redacted_thinking`` blocks from earlier turns are accepted and not sent to the bot.
+- Structured output (``output_config.format``, ``output_format``) becomes the engine's
+  :class:`OutputFormat`, as OpenAI's ``response_format`` does.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from poe2openai.conversation import AttachmentInput, CallRequest, Message, ToolCallInput
+from poe2openai.conversation import AttachmentInput, CallRequest, Message, OutputFormat, ToolCallInput
 from poe2openai.errors import bad_request, check_nesting, shown
 from poe2openai.frontends.anthropic.reasoning import read_reasoning
 from poe2openai.frontends.anthropic.tools import tool_plan
@@ -34,7 +36,6 @@ from poe2openai.frontends.anthropic.tools import tool_plan
 ROLES = ("user", "assistant", "system")
 MAX_MODEL_NAME = 256  # characters; Poe's bot names are far shorter
 BILLING_HEADER = "x-anthropic-billing-header:"
-_IGNORED_BLOCKS = ("thinking", "redacted_thinking")
 
 
 @dataclass(slots=True)
@@ -294,6 +295,24 @@ def _unit_number(body: dict[str, Any], key: str) -> float | None:
     return float(value)
 
 
+def _output_format(body: dict[str, Any]) -> OutputFormat:
+    """Structured output: ``output_config.format`` (or the beta's ``output_format``) with
+    ``type: "json_schema"``. Anthropic guarantees the schema, so it is strict here: a value that
+    does not match it (after the engine's one re-ask) is an error, never delivered."""
+    config = body.get("output_config")
+    where = "output_config.format"
+    fmt = config.get("format") if isinstance(config, dict) else None
+    if fmt is None:
+        where, fmt = "output_format", body.get("output_format")
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return OutputFormat()  # none, or a kind this gateway does not know: free text
+    schema = fmt.get("schema")
+    if schema is not None and not isinstance(schema, dict):
+        raise bad_request(f"{where}.schema must be a JSON schema object", f"{where}.schema")
+    check_nesting(schema, f"{where}.schema")
+    return OutputFormat("json_schema", schema or None, strict=True)
+
+
 def parse_messages_request(body: Any, counting: bool = False) -> MessagesRequest:
     """Validate a decoded JSON body of ``/v1/messages`` (``counting``: of ``count_tokens``,
     where ``max_tokens`` and ``stream`` do not apply)."""
@@ -351,5 +370,6 @@ def parse_messages_request(body: Any, counting: bool = False) -> MessagesRequest
         stop=stop,
         max_tokens=max_tokens,
         stream_usage=True,  # message_start and message_delta always carry usage
+        output=_output_format(body),
     )
     return MessagesRequest(call, omit_thinking)
