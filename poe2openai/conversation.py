@@ -42,19 +42,34 @@ class Message:
     name: str | None = None
 
 
+FREEFORM_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {"input": {"type": "string", "description": "The tool's raw input text"}},
+    "required": ["input"],
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """One function tool."""
+    """One tool: a function taking JSON ``parameters``, or (``freeform``) a tool taking raw text.
+
+    A free-form tool's call carries its raw input text where a function's carries JSON
+    arguments (:class:`ToolCallInput.arguments`, the pipeline's ``ToolCallDelta.arguments``);
+    ``input_format`` describes that text (a grammar, say) for the bot, ``""`` for any text.
+    """
 
     name: str
     description: str
     parameters: dict[str, Any]
+    freeform: bool = False
+    input_format: str = ""
 
     def as_openai(self) -> dict[str, Any]:
-        """The OpenAI / Poe ``ToolDefinition``."""
+        """The OpenAI / Poe ``ToolDefinition`` (a free-form tool as a function of one ``input`` string)."""
+        parameters = FREEFORM_PARAMETERS if self.freeform else self.parameters
         return {
             "type": "function",
-            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+            "function": {"name": self.name, "description": self.description, "parameters": parameters},
         }
 
 
@@ -83,9 +98,8 @@ class ReasoningRequest:
     enabled: bool | None = None
     source: str = "reasoning_effort"  # the field to name in errors
     extra: dict[str, Any] = field(default_factory=dict)
-    # bot parameters sent only to a bot that publishes them (e.g. ``web_search`` for a client's
-    # web search tool): a request means them as "if you can", never as an error
-    optional: dict[str, Any] = field(default_factory=dict)
+    # bot parameters sent only to a bot that publishes them (a hosted web_search tool, say)
+    if_supported: dict[str, Any] = field(default_factory=dict)
 
     @property
     def asked(self) -> bool:

@@ -72,6 +72,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "MAX_COMPRESSION_RATIO", "100", "a gzip/deflate body may inflate to this many times its size (past 1 MiB)"
     ),
+    Variable(
+        "RESPONSE_STORE_SIZE_MB",
+        "64",
+        "memory bound in MB of the responses kept for previous_response_id (0: keep none)",
+    ),
+    Variable("RESPONSE_STORE_TTL_SECONDS", "86400", "how long a kept response can be continued or read (0: keep none)"),
 )
 
 
@@ -103,6 +109,8 @@ class Settings:
     keepalive_timeout_seconds: float = 20.0
     request_body_timeout_seconds: float = 60.0
     max_compression_ratio: float = 100.0
+    response_store_size_mb: float = 64.0
+    response_store_ttl_seconds: float = 86400.0
 
     @property
     def uses_default_password(self) -> bool:
@@ -240,6 +248,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         keepalive_timeout_seconds=get("KEEPALIVE_TIMEOUT_SECONDS", _positive),
         request_body_timeout_seconds=get("REQUEST_BODY_TIMEOUT_SECONDS", _positive),
         max_compression_ratio=get("MAX_COMPRESSION_RATIO", lambda n, r: _float(n, r, 1)),
+        response_store_size_mb=get("RESPONSE_STORE_SIZE_MB", lambda n, r: _float(n, r, 0)),
+        response_store_ttl_seconds=get("RESPONSE_STORE_TTL_SECONDS", lambda n, r: _float(n, r, 0)),
     )
 
 

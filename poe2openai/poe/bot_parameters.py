@@ -154,7 +154,7 @@ def bot_parameters(r: ReasoningRequest, published: Sequence[dict[str, Any]] | No
     for name, value in r.extra.items():
         spec = specs.get(name)
         out[name] = _check(name, value, _schema(spec)) if spec is not None else value
-    for name, value in r.optional.items():
+    for name, value in r.if_supported.items():
         if name in specs and name not in out:
             out[name] = value
     return out

@@ -22,6 +22,8 @@ from poe2openai.errors import ApiError
 from poe2openai.frontends.anthropic import routes as anthropic
 from poe2openai.frontends.openai_chat import routes as openai_chat
 from poe2openai.frontends.openai_chat.models import healthz
+from poe2openai.frontends.openai_completions import routes as openai_completions
+from poe2openai.frontends.openai_responses import routes as openai_responses
 from poe2openai.ids import request_id
 from poe2openai.pipeline.tokens import warm_up
 from poe2openai.poe.catalog import ModelCatalog
@@ -159,6 +161,8 @@ def create_app(settings: Settings) -> web.Application:
     app.on_cleanup.append(stop)
     openai_chat.setup(app)
     anthropic.setup(app)
+    openai_responses.setup(app)
+    openai_completions.setup(app)
     app.router.add_get("/healthz", healthz)
     setup_admin(app)
     app.router.add_get("/", _index)

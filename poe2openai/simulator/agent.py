@@ -6,7 +6,8 @@ same, and a test can give the behaviour to another name with
 ``sim.behaviours["gpt-5.5"] = agent_answer``. Nothing here knows a client by name: every
 decision is made from the tool list the gateway put in the system prompt (the ``# Tools`` block
 of :func:`poe2openai.tools.prompt.instructions`: ``## NAME``, description lines,
-``Parameters (JSON Schema): {…}``) and from the conversation.
+``Parameters (JSON Schema): {…}``, or ``Input: free-form text …`` for a tool taking raw text,
+which the bot then calls with ``<input>…</input>``) and from the conversation.
 
 **The task.** The bot looks, in the user messages (not tool results), for a file-writing request
 of the form ``create|write|make FILE containing [exactly]: CONTENT`` (also ``with [the]
@@ -91,6 +92,12 @@ _RESULT = re.compile(r'<tool_result name="([^"]*)">\n(.*?)\n</tool_result>', re.
 _WRAPPER = re.compile(r"</?(?:user_input|task|user_query|query)\b[^>]*>", re.IGNORECASE)
 _CONTEXT_BLOCK = re.compile(r"<([A-Za-z_][\w-]*)\b[^>]*>.*?</\1>", re.DOTALL)
 _PARAMS_LINE = "Parameters (JSON Schema): "
+_FREEFORM_LINE = "Input: free-form text"
+_FREEFORM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"input": {"type": "string"}},
+    "required": ["input"],
+}
 
 _PATH_NAMES = re.compile(
     r"^(?:path|file|filename|file_name|filepath|file_path|target_file|targetfile|absolute_path|abs_path|"
@@ -129,6 +136,7 @@ class Tool:
     name: str
     description: str
     schema: dict[str, Any]
+    freeform: bool = False  # takes raw text (written in <input>), shown here as one ``input`` string
 
     @property
     def properties(self) -> dict[str, Any]:
@@ -180,6 +188,9 @@ def parse_tools(system: str) -> list[Tool]:
             except orjson.JSONDecodeError:
                 schema = {}
             tools.append(Tool(name, "\n".join(description).strip(), schema if isinstance(schema, dict) else {}))
+            name = None
+        elif line.startswith(_FREEFORM_LINE):
+            tools.append(Tool(name, "\n".join(description).strip(), _FREEFORM_SCHEMA, freeform=True))
             name = None
         else:
             description.append(line)
@@ -421,6 +432,8 @@ def fill_arguments(tool: Tool, values: _Values) -> dict[str, Any]:
 
 
 def _call(tool: Tool, arguments: dict[str, Any]) -> str:
+    if tool.freeform:
+        return f"<tool_call>\n<name>{tool.name}</name>\n<input>\n{arguments['input']}\n</input>\n</tool_call>"
     args = orjson.dumps(arguments).decode()
     return f"<tool_call>\n<name>{tool.name}</name>\n<arguments>{args}</arguments>\n</tool_call>"
 

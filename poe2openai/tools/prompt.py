@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from poe2openai.conversation import Message, ToolPlan
+from poe2openai.conversation import Message, ToolPlan, ToolSpec
 from poe2openai.poe.query import POE_ROLES, PoeAttachment, poe_message
 
 
@@ -29,6 +29,17 @@ def instructions(plan: ToolPlan) -> str:
         "- When you call a tool, start your answer with the block: no text before it. Write"
         " nothing after your last block: you will get the results in the next message.",
     ]
+    if any(t.freeform for t in plan.tools):
+        lines += [
+            "- A tool marked free-form takes raw text, not JSON: put the text, exactly as the tool"
+            " expects it, in <input> instead of <arguments>:",
+            "  <tool_call>",
+            "  <name>TOOL_NAME</name>",
+            "  <input>",
+            "  THE RAW TEXT",
+            "  </input>",
+            "  </tool_call>",
+        ]
     if plan.parallel:
         lines.append("- To call several tools at once, write one block per call, one after another.")
     else:
@@ -48,12 +59,19 @@ def instructions(plan: ToolPlan) -> str:
         lines += ["", f"## {t.name}"]
         if t.description:
             lines.append(t.description.strip())
-        lines.append("Parameters (JSON Schema): " + orjson.dumps(t.parameters).decode())
+        if t.freeform:
+            lines.append("Input: free-form text in <input> (not JSON)")
+            if t.input_format:
+                lines.append("Input format: " + t.input_format.strip())
+        else:
+            lines.append("Parameters (JSON Schema): " + orjson.dumps(t.parameters).decode())
     return "\n".join(lines)
 
 
-def render_call(name: str, arguments: str) -> str:
-    """One earlier call in the taught notation."""
+def render_call(name: str, arguments: str, freeform: bool = False) -> str:
+    """One earlier call in the taught notation (a free-form tool's raw input in ``<input>``)."""
+    if freeform:
+        return f"<tool_call>\n<name>{name}</name>\n<input>\n{arguments}\n</input>\n</tool_call>"
     return f"<tool_call>\n<name>{name}</name>\n<arguments>{arguments or '{}'}</arguments>\n</tool_call>"
 
 
@@ -87,7 +105,7 @@ def render_messages(
             results.append(render_result(names.get(m.tool_call_id or "", "tool"), m.text))
             continue
         flush_results()
-        out.append(poe_message(POE_ROLES[m.role], _text(m), attachments.get(i)))
+        out.append(poe_message(POE_ROLES[m.role], _text(m, plan.by_name), attachments.get(i)))
     flush_results()
     if plan.active and instruct:
         block = instructions(plan)
@@ -99,8 +117,13 @@ def render_messages(
     return out
 
 
-def _text(m: Message) -> str:
+def _freeform(tools: dict[str, ToolSpec], name: str) -> bool:
+    spec = tools.get(name)
+    return spec is not None and spec.freeform
+
+
+def _text(m: Message, tools: dict[str, ToolSpec]) -> str:
     if not m.tool_calls:
         return m.text
-    calls = "\n".join(render_call(c.name, c.arguments) for c in m.tool_calls)
+    calls = "\n".join(render_call(c.name, c.arguments, _freeform(tools, c.name)) for c in m.tool_calls)
     return f"{m.text}\n\n{calls}" if m.text else calls

@@ -16,6 +16,12 @@ follows the opener cannot be a call (prose that merely mentions ``<tool_call>``)
 released at once. A block naming an unknown tool, or whose arguments do not parse, is passed
 on as text. Once a call is made, the text after it is dropped; with ``parallel_tool_calls``
 false only the first call is kept.
+
+A free-form tool (:attr:`ToolSpec.freeform`) takes raw text, written in ``<input>…</input>``
+(or, from bots that ignore that, in ``<arguments>`` or as an ``input`` field); its call's
+``arguments`` are that raw text, sent whole when the block closes. A native bot's call of such a
+tool arrives as JSON ``{"input": …}``: it is held to the end of the answer and handed on as the
+raw text too.
 """
 
 from __future__ import annotations
@@ -42,6 +48,47 @@ _PARAM = re.compile(r"<parameter\s+name\s*=\s*[\"']([^\"']+)[\"']\s*>(.*?)</para
 _NAME = re.compile(r"<name>\s*(.*?)\s*</name>", re.DOTALL)
 _ARGS_OPEN = re.compile(r"<(arguments|parameters)>")
 _CHILD = re.compile(r"<([A-Za-z_][\w.\-]*)>(.*?)</\1>", re.DOTALL)
+_INPUT_OPEN = "<input>"
+
+
+def _one_line_break_off(text: str) -> str:
+    """Raw input as written between tags on lines of their own: one line break off each end."""
+    if text.startswith("\r\n"):
+        text = text[2:]
+    elif text.startswith("\n"):
+        text = text[1:]
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    elif text.endswith("\n"):
+        text = text[:-1]
+    return text
+
+
+def _unwrap_input(text: str) -> str:
+    """A free-form tool's input: the raw text, or the ``input`` field of a JSON object holding it."""
+    s = text.strip()
+    if s.startswith("{"):
+        obj = parse_json_arguments(s)
+        if obj is not None and isinstance(obj.get("input"), str):
+            return str(obj["input"])
+    return text
+
+
+def _between(body: str, start: int, close: str) -> str:
+    """``body`` from ``start`` up to the last ``close`` (a raw text may mention the tag itself)."""
+    end = body.rfind(close)
+    return body[start : end if end >= start else len(body)]
+
+
+def _raw_input(body: str) -> str:
+    """The raw input of a free-form call's block body (after its ``<name>``)."""
+    at = body.find(_INPUT_OPEN)
+    if at >= 0:
+        return _one_line_break_off(_between(body, at + len(_INPUT_OPEN), "</input>"))
+    am = _ARGS_OPEN.search(body)
+    if am is not None:
+        return _unwrap_input(_one_line_break_off(_between(body, am.end(), f"</{am.group(1)}>")))
+    return ""
 
 
 def _classify_tag(s: str) -> str | tuple[str, int]:
@@ -108,7 +155,11 @@ def parse_block(block: str, tools: dict[str, ToolSpec]) -> list[tuple[str, str]]
             tool = _lookup(tools, name.strip())
             if tool is None:
                 return None
-            args = _params_from_xml(_PARAM.findall(body), tool)
+            pairs = _PARAM.findall(body)
+            if tool.freeform:
+                calls.append((tool.name, _one_line_break_off(pairs[0][1]) if pairs else body.strip()))
+                continue
+            args = _params_from_xml(pairs, tool)
             calls.append((tool.name, encode_arguments(args)))
         return calls
     body = block
@@ -125,6 +176,8 @@ def parse_block(block: str, tools: dict[str, ToolSpec]) -> list[tuple[str, str]]
         tool = _lookup(tools, m.group(1))
         if tool is None:
             return None
+        if tool.freeform:
+            return [(tool.name, _raw_input(body[m.end() :]))]
         am = _ARGS_OPEN.search(body)
         if am is None:
             return [(tool.name, "{}")]
@@ -143,7 +196,11 @@ def parse_block(block: str, tools: dict[str, ToolSpec]) -> list[tuple[str, str]]
         if obj is None or not isinstance(obj.get("name"), str):
             return None
         tool = _lookup(tools, obj["name"])
-        payload: Any = obj.get("arguments", obj.get("parameters", {}))
+        payload: Any = obj.get("arguments", obj.get("parameters", obj.get("input", {})))
+        if tool is not None and tool.freeform:
+            if isinstance(payload, dict) and isinstance(payload.get("input"), str):
+                return [(tool.name, payload["input"])]
+            return [(tool.name, payload)] if isinstance(payload, str) else None
         if isinstance(payload, str):
             payload = parse_json_arguments(payload)
         if tool is None or not isinstance(payload, dict):
@@ -154,6 +211,9 @@ def parse_block(block: str, tools: dict[str, ToolSpec]) -> list[tuple[str, str]]
         tool = _lookup(tools, cm.group(1))
         if tool is None:
             return None
+        if tool.freeform:
+            inner = cm.group(2)
+            return [(tool.name, _raw_input(inner) if _INPUT_OPEN in inner else _one_line_break_off(inner))]
         return [(tool.name, encode_arguments(_params_from_xml(_CHILD.findall(cm.group(2)), tool)))]
     return None
 
@@ -182,6 +242,7 @@ class XmlToolExtractor:
         "_hold",
         "_kind",
         "_line_start",
+        "_native",
         "_parallel",
         "_parts",
         "_plausible_done",
@@ -214,6 +275,8 @@ class XmlToolExtractor:
         self._plausible_done = False
         self._stream_done = False
         self._args: JsonScanner | None = None
+        # a native bot's free-form calls, until the end: index -> (first delta, argument parts)
+        self._native: dict[int, tuple[ToolCallDelta, list[str]]] = {}
 
     def feed(self, batch: list[Delta]) -> list[Delta]:
         """Extract from one batch."""
@@ -240,10 +303,31 @@ class XmlToolExtractor:
                 out.append(RESET)
             elif kind is End or kind is Failure:
                 self._flush(out)
+                self._release_native(out)
                 out.append(d)
+            elif kind is ToolCallDelta:
+                assert isinstance(d, ToolCallDelta)
+                self._native_call(d, out)
             else:
                 out.append(d)
         return out
+
+    def _native_call(self, d: ToolCallDelta, out: list[Delta]) -> None:
+        held = self._native.get(d.index)
+        if held is not None:
+            held[1].append(d.arguments)
+            return
+        tool = self._tools.get(d.name or "") if d.id is not None else None
+        if tool is not None and tool.freeform:
+            self._native[d.index] = (d, [d.arguments])
+            return
+        out.append(d)
+
+    def _release_native(self, out: list[Delta]) -> None:
+        for index in sorted(self._native):
+            first, parts = self._native[index]
+            out.append(ToolCallDelta(first.index, first.id, first.name, _unwrap_input("".join(parts))))
+        self._native.clear()
 
     # --- scanning -------------------------------------------------------------------------
 
@@ -378,7 +462,8 @@ class XmlToolExtractor:
             return None
         self._stream_done = True
         tool = _lookup(self._tools, m.group(1))
-        return None if tool is None else (tool, m.end())
+        # a free-form tool's input is raw text, not these JSON arguments: it is sent whole
+        return None if tool is None or tool.freeform else (tool, m.end())
 
     def _start_stream(self, text: str, tool: ToolSpec, at: int, out: list[Delta]) -> str:
         """Send the call now; its arguments follow as they arrive."""

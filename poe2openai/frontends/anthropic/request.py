@@ -359,7 +359,7 @@ def parse_messages_request(body: Any, counting: bool = False) -> MessagesRequest
     plan, web_search = tool_plan(body.get("tools"), body.get("tool_choice"), loaded | history_calls)
     reasoning, omit_thinking = read_reasoning(body)
     if web_search:
-        reasoning.optional["web_search"] = True
+        reasoning.if_supported["web_search"] = True
     call = CallRequest(
         model=model.strip(),
         messages=messages,
