@@ -52,6 +52,7 @@ class Case:
     requests: int
     events: int
     tools: bool = False
+    modes: tuple[str, ...] | None = None  # the modes compared (default: by the case's kind)
 
 
 class Sampler:
@@ -95,8 +96,8 @@ def request_for(mode: str, case: Case, procs: dict[str, Proc]) -> tuple[str, dic
         return f"{base}/bot/{case.scenario}", poe, {}, b"event: done"
     if case.tools:
         body["tools"] = TOOLS
-    if mode == "gateway":
-        return f"{procs['gateway'].url}/v1/chat/completions", body, {"Authorization": "Bearer bench"}, b"[DONE]"
+    if mode in ("gateway", "gateway-2w"):
+        return f"{procs[mode].url}/v1/chat/completions", body, {"Authorization": "Bearer bench"}, b"[DONE]"
     return f"{procs['litellm'].url}/v1/chat/completions", body, {"Authorization": "Bearer sk-bench"}, b"[DONE]"
 
 
@@ -127,11 +128,11 @@ def measure(mode: str, case: Case, procs: dict[str, Proc]) -> dict[str, Any]:
 
 
 def start_proxy(mode: str, upstream: str, cases: list[Case], log_dir: Path) -> Proc:
-    """A fresh process under test, pinned to core 1."""
+    """A fresh process under test, pinned to core 1 (two workers: on any core)."""
     port = free_port()
     if mode == "relay":
         return Proc("relay", [python(), "-m", "bench.relay", str(port), upstream], port, 1)
-    if mode == "gateway":
+    if mode in ("gateway", "gateway-2w"):
         env = {
             "HOST": "127.0.0.1",
             "PORT": str(port),
@@ -140,6 +141,9 @@ def start_proxy(mode: str, upstream: str, cases: list[Case], log_dir: Path) -> P
             "CONFIG_DIR": str(log_dir),
             "LOG_LEVEL": "info",
         }
+        if mode == "gateway-2w":
+            env["WORKERS"] = "2"
+            return Proc(mode, [python(), "-m", "poe2openai"], port, None, env, ready_path="/healthz")
         return Proc("gateway", [python(), "-m", "poe2openai"], port, 1, env, ready_path="/healthz")
     return start_litellm(upstream, cases, log_dir)
 
@@ -226,6 +230,9 @@ def cases_for(quick: bool) -> tuple[list[Case], list[Case]]:
         Case("tools c1000 open", "tools.n40.s100.d50", 1000, 1000, 40, tools=True),
         Case("short n50 c10", "plain.n50.s100.d0", 10, 800 // k, 50),
         Case("long n800 c10", "plain.n800.s100.d0", 10, 100 // k, 800),
+        # one worker pinned to one core against two workers free on both (the load client and
+        # the upstream then share those cores: on 2 cores the figure is indicative)
+        Case("workers c100", "plain.n200.s100.d0", 100, 800 // k, 200, modes=("gateway", "gateway-2w")),
     ]
     return core, extra
 
@@ -282,7 +289,12 @@ def targets(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
         get("short n50 c10", "gateway", "cpu_us_per_chunk"),
         get("long n800 c10", "gateway", "cpu_us_per_chunk"),
     )
+    one, two = get("workers c100", "gateway", "chunks_per_s"), get("workers c100", "gateway-2w", "chunks_per_s")
     return {
+        "two workers relay more chunks/s than one (workers c100; indicative on 2 shared cores)": {
+            "ratio": two / one if one and two else None,
+            "met": bool(one and two and two / one >= 1.2),
+        },
         "added TTFT p50 at c1 < 1 ms": {"value_ms": added, "met": added is not None and added < 1.0},
         "CPU per chunk within 2x the relay (c100)": {
             "ratio": g_cpu / r_cpu if g_cpu and r_cpu else None,
@@ -313,10 +325,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="repetitions per mode, interleaved (default 3)")
     parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM even when installed")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"), help="where to write the JSON results")
+    parser.add_argument("--only", help="comma-separated case labels to run (e.g. 'workers c100'), no others")
     args = parser.parse_args(argv)
     raise_fd_limit()
     pin(0)
     core, extra = cases_for(args.quick)
+    if args.only:
+        wanted = {label.strip() for label in args.only.split(",")}
+        core, extra = [c for c in core if c.label in wanted], [c for c in extra if c.label in wanted]
+        if not core and not extra:
+            parser.error(f"no case is called {args.only!r}")
     modes = ["direct", "relay", "gateway"]
     note = None
     if args.no_litellm:
@@ -327,6 +345,11 @@ def main(argv: list[str] | None = None) -> int:
         modes.append("litellm")
     if note:
         print(note, file=sys.stderr)
+    for case in core + extra:
+        modes += [m for m in case.modes or () if m not in modes]
+    if args.only:  # start only what the chosen cases compare
+        used = {m for c in core + extra for m in (c.modes or modes)}
+        modes = [m for m in modes if m in used]
     results: dict[str, dict[str, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         log_dir = Path(tmp)
@@ -338,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
                 case_modes = modes if case in core else ["gateway", "relay"] if not case.tools else ["gateway"]
                 if case in extra and case.scenario.startswith("thinking"):
                     case_modes = ["gateway"]
+                if case.modes is not None:
+                    case_modes = list(case.modes)
                 runs: dict[str, list[dict[str, Any]]] = {m: [] for m in case_modes}
                 for rep in range(args.reps):
                     for mode in case_modes:

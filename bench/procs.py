@@ -38,8 +38,15 @@ class Proc:
     """A started server process."""
 
     def __init__(
-        self, name: str, argv: list[str], port: int, core: int, env: dict[str, str] | None = None, ready_path: str = "/"
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        core: int | None,
+        env: dict[str, str] | None = None,
+        ready_path: str = "/",
     ) -> None:
+        """``core``: the core it is pinned to (None: any core, e.g. several workers)."""
         self.name = name
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -47,7 +54,8 @@ class Proc:
 
         def setup() -> None:
             raise_fd_limit()
-            pin(core)
+            if core is not None:
+                pin(core)
 
         self.popen = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=log, stderr=log, preexec_fn=setup)
         self._wait_ready(ready_path)
@@ -67,8 +75,19 @@ class Proc:
         raise RuntimeError(f"{self.name} did not start")
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        """CPU time of the process and its live children (gunicorn's workers)."""
+        pid = self.popen.pid
+        total = _cpu_of(pid)
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            children = []
+        for child in children:
+            try:
+                total += _cpu_of(int(child))
+            except OSError:
+                continue
+        return total
 
     def rss_bytes(self) -> int:
         for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
@@ -93,6 +112,11 @@ class Proc:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
+
+
+def _cpu_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def python() -> str:

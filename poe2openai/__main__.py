@@ -20,6 +20,11 @@ def _parser() -> argparse.ArgumentParser:
     )
 
 
+def _cannot_listen(host: str, port: int, exc: OSError) -> int:
+    print(f"poe2openai: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and settings, then serve."""
     parser = _parser()
@@ -42,13 +47,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    if settings.workers > 1 and not args.demo:
+        from poe2openai.server.workers import run_workers
+
+        try:
+            return run_workers(settings)
+        except OSError as exc:
+            return _cannot_listen(settings.host, settings.port, exc)
     from poe2openai.server.serve import serve
 
     try:
         asyncio.run(serve(settings, demo=args.demo))
     except OSError as exc:
-        print(f"poe2openai: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        return _cannot_listen(settings.host, settings.port, exc)
     except KeyboardInterrupt:
         pass
     return 0

@@ -78,6 +78,9 @@ VARIABLES: tuple[Variable, ...] = (
         "memory bound in MB of the responses kept for previous_response_id (0: keep none)",
     ),
     Variable("RESPONSE_STORE_TTL_SECONDS", "86400", "how long a kept response can be continued or read (0: keep none)"),
+    Variable("METRICS_TOKEN", "", "bearer token for /metrics (empty: the admin credentials only)"),
+    Variable("WORKERS", "1", "worker processes on one port (more than 1: gunicorn with aiohttp's worker)"),
+    Variable("REDIS_URL", "", "redis:// URL of the state shared by several gateways (empty: in memory)"),
 )
 
 
@@ -111,6 +114,9 @@ class Settings:
     max_compression_ratio: float = 100.0
     response_store_size_mb: float = 64.0
     response_store_ttl_seconds: float = 86400.0
+    metrics_token: str = ""
+    workers: int = 1
+    redis_url: str = ""
 
     @property
     def uses_default_password(self) -> bool:
@@ -212,6 +218,13 @@ def _hosts(name: str, raw: str) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _redis_url(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError(f"{name} is not a redis://, rediss:// or unix:// URL")  # no echo: it may hold a password
+    return value
+
+
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse the settings from ``environ`` (default: ``os.environ``)."""
     env = os.environ if environ is None else environ
@@ -250,6 +263,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         max_compression_ratio=get("MAX_COMPRESSION_RATIO", lambda n, r: _float(n, r, 1)),
         response_store_size_mb=get("RESPONSE_STORE_SIZE_MB", lambda n, r: _float(n, r, 0)),
         response_store_ttl_seconds=get("RESPONSE_STORE_TTL_SECONDS", lambda n, r: _float(n, r, 0)),
+        metrics_token=env.get("METRICS_TOKEN", "").strip(),
+        workers=get("WORKERS", lambda n, r: _int(n, r, 1, 64)),
+        redis_url=get("REDIS_URL", _redis_url),
     )
 
 

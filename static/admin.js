@@ -15,6 +15,11 @@ const STRINGS = {
     confirmDelete: "Delete custom model {id}?",
     defaultPassword: "The admin password is still the default 123456. Set ADMIN_PASSWORD before exposing this page.",
     leave: "You have unsaved changes.",
+    viewModels: "Models", viewTraffic: "Traffic", trafficModel: "Model", allModels: "All models",
+    chartRequests: "Requests per minute", chartTtft: "Time to first token, p50 and p95 (s)",
+    chartErrors: "Errors per minute", chartStreams: "Open streams (most at once)",
+    trafficHint: "The last hour, one bar per minute; refreshes every 5 seconds.",
+    processes: "{n} gateway processes", notSent: "(not sent to Poe)", minutesAgo: "60 min ago", now: "now",
   },
   zh: {
     save: "保存", saving: "保存中…", saved: "已保存", unsaved: "有未保存的更改", loadFailed: "載入失敗",
@@ -28,6 +33,11 @@ const STRINGS = {
     confirmDelete: "刪除自訂模型 {id}？",
     defaultPassword: "管理密碼仍是預設的 123456。對外開放前請設定 ADMIN_PASSWORD。",
     leave: "有未保存的更改。",
+    viewModels: "模型", viewTraffic: "流量", trafficModel: "模型", allModels: "全部模型",
+    chartRequests: "每分鐘請求數", chartTtft: "首個 token 時間 p50 與 p95（秒）",
+    chartErrors: "每分鐘錯誤數", chartStreams: "同時開啟的串流（最多）",
+    trafficHint: "最近一小時，每分鐘一柱；每 5 秒自動更新。",
+    processes: "{n} 個閘道程序", notSent: "（未送往 Poe）", minutesAgo: "60 分鐘前", now: "現在",
   },
 };
 
@@ -57,6 +67,7 @@ function applyLanguage() {
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
   for (const node of document.querySelectorAll("[data-i18n-placeholder]")) node.placeholder = t(node.dataset.i18nPlaceholder);
   render();
+  renderTraffic();
   setStatus(state.dirty ? "dirty" : "", state.dirty ? t("unsaved") : "");
 }
 
@@ -232,8 +243,116 @@ async function save() {
   }
 }
 
+// --- the Traffic view: SVG drawn from the numbers, no library, nothing inline -------------
+
+const SVG = "http://www.w3.org/2000/svg";
+const traffic = { data: null, model: "*", timer: null };
+
+function svgEl(tag, attrs = {}, text = null) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+const W = 600, H = 150, LEFT = 34, BOTTOM = 16, TOP = 6;
+
+function frame(svg, max, fmt) {
+  const nodes = [];
+  for (const f of [0, 0.5, 1]) {
+    const y = TOP + (H - TOP - BOTTOM) * (1 - f);
+    nodes.push(svgEl("line", { class: "grid", x1: LEFT, x2: W, y1: y, y2: y }));
+    nodes.push(svgEl("text", { class: "axis", x: LEFT - 4, y: y + 4, "text-anchor": "end" }, fmt(max * f)));
+  }
+  nodes.push(svgEl("text", { class: "axis", x: LEFT, y: H - 3 }, t("minutesAgo")));
+  nodes.push(svgEl("text", { class: "axis", x: W, y: H - 3, "text-anchor": "end" }, t("now")));
+  svg.replaceChildren(...nodes);
+}
+
+function clock(ts) {
+  return new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function bars(id, values, minutes, kind) {
+  const svg = $(`#${id} svg`);
+  const max = Math.max(1, ...values);
+  frame(svg, max, (v) => (Number.isInteger(v) ? String(v) : ""));
+  const step = (W - LEFT) / values.length;
+  values.forEach((v, i) => {
+    const h = (H - TOP - BOTTOM) * (v / max);
+    const bar = svgEl("rect", { class: `bar ${kind}`, x: LEFT + i * step + 1, y: H - BOTTOM - h,
+      width: Math.max(1, step - 2), height: h, "data-value": v, "data-minute": minutes[i] });
+    bar.append(svgEl("title", {}, `${clock(minutes[i])}: ${v}`));
+    svg.append(bar);
+  });
+  svg.dataset.total = String(values.reduce((a, b) => a + b, 0));
+}
+
+function lines(id, series, minutes) {
+  const svg = $(`#${id} svg`);
+  const all = series.flatMap((s) => s.values.filter((v) => v !== null));
+  const max = Math.max(0.1, ...all);
+  frame(svg, max, (v) => v.toFixed(max < 3 ? 2 : 1));
+  const step = (W - LEFT) / minutes.length;
+  for (const s of series) {
+    const points = [];
+    s.values.forEach((v, i) => {
+      if (v === null) return;
+      const x = LEFT + i * step + step / 2;
+      const y = H - BOTTOM - (H - TOP - BOTTOM) * (v / max);
+      points.push(`${x.toFixed(1)},${y.toFixed(1)}`);
+      const dot = svgEl("circle", { class: `dot ${s.kind}`, cx: x, cy: y, r: 2.5, "data-value": v });
+      dot.append(svgEl("title", {}, `${clock(minutes[i])} ${s.kind}: ${v}s`));
+      svg.append(dot);
+    });
+    if (points.length > 1) svg.append(svgEl("polyline", { class: `line ${s.kind}`, points: points.join(" ") }));
+  }
+  svg.dataset.points = String(all.length);
+}
+
+function renderTraffic() {
+  const d = traffic.data;
+  if (!d) return;
+  const select = $("#traffic-model");
+  const names = Object.keys(d.models).filter((n) => n !== "*").sort();
+  const options = [["*", t("allModels")], ...names.map((n) => [n, n === "-" ? t("notSent") : n])];
+  if (!d.models[traffic.model]) traffic.model = "*";
+  select.replaceChildren(...options.map(([v, label]) => el("option", { value: v, text: label })));
+  select.value = traffic.model;
+  const zeros = d.minutes.map(() => 0);
+  const m = d.models[traffic.model] || { requests: zeros, errors: zeros, p50: zeros.map(() => null), p95: zeros.map(() => null) };
+  bars("chart-requests", m.requests, d.minutes, "requests");
+  lines("chart-ttft", [{ kind: "p50", values: m.p50 }, { kind: "p95", values: m.p95 }], d.minutes);
+  bars("chart-errors", m.errors, d.minutes, "errors");
+  bars("chart-streams", d.open_streams, d.minutes, "streams");
+  $("#traffic-note").textContent = d.processes > 1 ? t("processes").replace("{n}", d.processes) : "";
+}
+
+async function loadTraffic() {
+  try {
+    traffic.data = await api("admin/api/traffic");
+    renderTraffic();
+  } catch (e) {
+    setStatus("error", `${t("loadFailed")}: ${e.message}`);
+  }
+}
+
+function showView(name) {
+  for (const b of document.querySelectorAll("[data-view]")) b.classList.toggle("active", b.dataset.view === name);
+  $("#models-view").hidden = name !== "models";
+  $("#traffic-view").hidden = name !== "traffic";
+  clearInterval(traffic.timer);
+  traffic.timer = null;
+  if (name === "traffic") {
+    loadTraffic();
+    traffic.timer = setInterval(loadTraffic, 5000);
+  }
+}
+
 function init() {
   $("#save").addEventListener("click", save);
+  for (const b of document.querySelectorAll("[data-view]")) b.addEventListener("click", () => showView(b.dataset.view));
+  $("#traffic-model").addEventListener("change", (ev) => { traffic.model = ev.target.value; renderTraffic(); });
   $("#lang").addEventListener("click", () => {
     lang = lang === "zh" ? "en" : "zh";
     localStorage.setItem("poe2openai.lang", lang);

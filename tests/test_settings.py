@@ -79,3 +79,14 @@ def test_help_lists_every_variable() -> None:
     for v in VARIABLES:
         assert v.name in r.stdout
     assert "--demo" in r.stdout
+
+
+def test_workers_redis_and_metrics_settings() -> None:
+    s = from_env({"WORKERS": "4", "REDIS_URL": "redis://:secret@redis:6379/0", "METRICS_TOKEN": " tok "})
+    assert (s.workers, s.redis_url, s.metrics_token) == (4, "redis://:secret@redis:6379/0", "tok")
+    assert from_env({}).workers == 1 and from_env({}).redis_url == ""
+    with pytest.raises(SettingsError, match="WORKERS"):
+        from_env({"WORKERS": "0"})
+    with pytest.raises(SettingsError, match="REDIS_URL") as bad:
+        from_env({"REDIS_URL": "http://user:secret@redis"})
+    assert "secret" not in str(bad.value)  # the URL may hold a password: never echoed

@@ -15,9 +15,33 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 V = TypeVar("V")
+
+
+class Remote(Protocol[V]):
+    """A cache several processes share (Redis), consulted on a local miss."""
+
+    async def get(self, key: str) -> tuple[V, int, float] | None:
+        """The value, its size and the seconds it has left; None when absent or unreachable."""
+        ...
+
+    async def put(self, key: str, value: V, size: int, ttl: float) -> None:
+        """Share a value made here for ``ttl`` seconds (best effort)."""
+        ...
+
+
+class CacheStats(Protocol):
+    """Where the cache reports its hits and uploads (the metrics)."""
+
+    def hit(self) -> None:
+        """A value came from the cache."""
+        ...
+
+    def miss(self, size: int) -> None:
+        """A value of ``size`` bytes was made (uploaded)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +61,8 @@ class UploadCache(Generic[V]):
         self._entries: OrderedDict[str, _Entry[V]] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[tuple[V, int]]] = {}
         self.size = 0
+        self.stats: CacheStats | None = None
+        self.remote: Remote[V] | None = None  # shared with other processes when set
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -52,13 +78,15 @@ class UploadCache(Generic[V]):
         self._entries.move_to_end(key)
         return entry.value
 
-    def put(self, key: str, value: V, size: int) -> None:
-        """Store ``value`` standing for ``size`` bytes; evict the least recently used to fit."""
+    def put(self, key: str, value: V, size: int, ttl: float | None = None) -> None:
+        """Store ``value`` standing for ``size`` bytes for ``ttl`` seconds (default: the cache's);
+        evict the least recently used to fit."""
         if key in self._entries:
             self._drop(key)
-        if self.ttl <= 0 or size > self.max_bytes:
+        life = self.ttl if ttl is None else min(ttl, self.ttl)
+        if self.ttl <= 0 or life <= 0 or size > self.max_bytes:
             return
-        self._entries[key] = _Entry(value, size, self.clock() + self.ttl)
+        self._entries[key] = _Entry(value, size, self.clock() + life)
         self.size += size
         now = self.clock()
         for k in [k for k, e in self._entries.items() if e.expires <= now]:
@@ -73,21 +101,39 @@ class UploadCache(Generic[V]):
     async def get_or_make(self, key: str, make: Callable[[], Awaitable[tuple[V, int]]]) -> V:
         """The cached value, or the result of one shared ``make()`` (value, size) for all callers."""
         found = self.get(key)
+        stats = self.stats
         if found is not None:
+            if stats is not None:
+                stats.hit()
             return found
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.ensure_future(self._make(key, make))
             task.add_done_callback(_retrieve)
             self._inflight[key] = task
+        elif stats is not None:
+            stats.hit()  # shares an upload in progress
         # shield: a caller that goes away must not cancel the upload others wait for
         value, _ = await asyncio.shield(task)
         return value
 
     async def _make(self, key: str, make: Callable[[], Awaitable[tuple[V, int]]]) -> tuple[V, int]:
         try:
+            remote = self.remote
+            if remote is not None:
+                found = await remote.get(key)
+                if found is not None:  # another process made it
+                    value, size, left = found
+                    if self.stats is not None:
+                        self.stats.hit()
+                    self.put(key, value, size, left)
+                    return value, size
             value, size = await make()
+            if self.stats is not None:
+                self.stats.miss(size)
             self.put(key, value, size)
+            if remote is not None:
+                await remote.put(key, value, size, self.ttl)
             return value, size
         finally:
             self._inflight.pop(key, None)

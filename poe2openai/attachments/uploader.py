@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 import orjson
@@ -40,6 +42,46 @@ class Uploaded:
 
     url: str
     content_type: str
+
+
+class BytesMap(Protocol):
+    """Bytes by key with an expiry, shared by several processes (Redis)."""
+
+    async def get(self, key: str) -> bytes | None:
+        """The value, or None."""
+        ...
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        """Store for ``ttl`` seconds."""
+        ...
+
+
+class SharedUploads:
+    """The attachment map in a :class:`BytesMap`: key → Poe's URL, its type, size and expiry.
+
+    The expiry is wall-clock time, the same on every host, so a process that learns an upload
+    from another keeps it only for the time it has left."""
+
+    def __init__(self, store: BytesMap) -> None:
+        self.store = store
+
+    async def get(self, key: str) -> tuple[Uploaded, int, float] | None:
+        """The upload another process made, with its size and the seconds it has left."""
+        raw = await self.store.get(key)
+        if raw is None:
+            return None
+        try:
+            data = orjson.loads(raw)
+            left = float(data["expires"]) - time.time()
+            found = Uploaded(str(data["url"]), str(data["type"])), int(data["size"]), left
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None
+        return found if left > 0 else None
+
+    async def put(self, key: str, value: Uploaded, size: int, ttl: float) -> None:
+        """Share an upload made here."""
+        data = {"url": value.url, "type": value.content_type, "size": size, "expires": time.time() + ttl}
+        await self.store.put(key, orjson.dumps(data), ttl)
 
 
 class UploadFailed(Exception):

@@ -37,7 +37,7 @@ from poe2openai.attachments.uploader import attachment_slots
 from poe2openai.conversation import CallRequest
 from poe2openai.engine.gateway import GATEWAY, Gateway, Target
 from poe2openai.engine.http import json_response
-from poe2openai.engine.request_info import info
+from poe2openai.engine.request_info import RequestInfo, info
 from poe2openai.errors import ApiError, upstream
 from poe2openai.pipeline.answer import Answer
 from poe2openai.pipeline.deltas import Delta, End, Failure, ResetDelta, UsageDelta
@@ -358,7 +358,12 @@ class Call:
         target, opts = query_options(self.gw, self.req)
         self.target = target
         # everything is validated; only now does any work reach Poe
-        opts.attachments = await self.gw.uploader.prepare(self.req.messages, self.key)
+        facts = info(self.request)
+        facts.wait_begin()
+        try:
+            opts.attachments = await self.gw.uploader.prepare(self.req.messages, self.key)
+        finally:
+            facts.wait_end()
         query = render_query(self.req, target, opts)
         self._body = query.body  # kept: a re-ask adds turns to it
         self._prompt_texts = query.texts
@@ -432,17 +437,33 @@ class Call:
         assert self.target is not None
         loop = asyncio.get_running_loop()
         bot = self.target.bot
+        facts = info(self.request)
+        facts.wait_begin()
         try:
             async with asyncio.timeout_at(min(self.deadline, loop.time() + self.idle)):
-                await self.gw.limiter.acquire()
+                await self._turn(facts)
                 resp = await self.gw.poe.query(bot, self.query, self.key)
         except TimeoutError:
             if loop.time() >= self.deadline:
                 raise upstream("The request passed the gateway's deadline", 504, "request_timeout") from None
             raise upstream(f"Poe did not answer within {self.idle:g} s", 504, "upstream_timeout") from None
+        finally:
+            facts.wait_end()
+        facts.bot = bot
         self._count_prompt_soon()
         self.upstream = Upstream(resp, Pipeline(PoeSource(bot), self.stages()), self.idle, self.deadline)
         return self.upstream
+
+    async def _turn(self, facts: RequestInfo) -> None:
+        """Wait for the rate limiter, counted in the metrics."""
+        queued = self.gw.metrics.queued
+        queued.inc()
+        since = time.perf_counter()
+        try:
+            await self.gw.limiter.acquire()
+        finally:
+            queued.dec()
+            facts.queue_s = (facts.queue_s or 0.0) + time.perf_counter() - since
 
     def _may_retry(self, exc: ApiError) -> bool:
         """Spend the one retry this request has, if the failure allows it."""
@@ -475,6 +496,7 @@ class Call:
             usage = await self._usage()
             return json_response(self.frontend.aggregate(self.req, answer, usage))
         except ApiError as exc:
+            info(self.request).failed(exc.code, exc.status)
             return self.frontend.error_response(exc)
 
     async def _collect(self) -> Answer:
@@ -483,8 +505,15 @@ class Call:
             up = await self._open_with_retry()
             answer = Answer()
             first = True
+            facts = info(self.request)
+            batches = up.batches()
             try:
-                async for batch in up.batches():
+                while True:
+                    facts.wait_begin()  # not the stream's hot path: a clock read per batch, no more
+                    batch = await anext(batches, None)
+                    facts.wait_end()
+                    if batch is None:
+                        break
                     if first:
                         self._first_output()
                         first = False
@@ -497,6 +526,7 @@ class Call:
                             "answer_too_large",
                         )
             finally:
+                facts.wait_end()
                 up.close()
             if self.stopping:
                 raise SHUTTING_DOWN
@@ -543,6 +573,7 @@ class Call:
             await self.prepare()
             await self._relay(out, encoder)
         except ApiError as exc:
+            info(self.request).failed(exc.code, exc.status)
             if not out.prepared:
                 out.close()
                 return self.frontend.error_response(exc)
@@ -554,6 +585,7 @@ class Call:
             raise
         except Exception:
             log.exception("unexpected error in a %s stream", self.frontend.dialect)
+            info(self.request).failed(INTERNAL.code, INTERNAL.status)
             if not out.prepared:
                 out.close()
                 return self.frontend.error_response(INTERNAL)
@@ -574,7 +606,12 @@ class Call:
             up = await self._open_with_retry()
             try:
                 batches = up.batches()
-                first = await anext(batches, None)
+                facts = info(self.request)
+                facts.wait_begin()
+                try:
+                    first = await anext(batches, None)
+                finally:
+                    facts.wait_end()
                 failure = _only_failure(first) if first is not None else None
                 if failure is not None:  # nothing but an error: the client has nothing yet
                     if self._may_retry(failure.error):
@@ -598,6 +635,7 @@ class Call:
                         return
                     if kind is Failure:
                         assert isinstance(last, Failure)
+                        facts.failed(last.error.code, last.error.status)
                         await out.write(head + encoder.encode(batch[:-1]) + encoder.failure(last.error))
                         await out.response.write_eof()
                         return
@@ -634,12 +672,19 @@ class Call:
 async def serve(request: web.Request, req: CallRequest, frontend: Frontend, key: str) -> web.StreamResponse:
     """Answer one validated request with ``frontend``'s wire format."""
     gw = request.app[GATEWAY]
-    info(request).model = req.model
+    facts = info(request)
+    facts.model = req.model
+    facts.dialect = frontend.dialect
+    facts.stream = req.stream
     call = Call(gw, request, req, frontend, key)
     gw.calls.add(call)
     try:
         if req.stream:
-            return await call.stream()
+            gw.metrics.stream_opened()
+            try:
+                return await call.stream()
+            finally:
+                gw.metrics.stream_closed()
         return await call.respond()
     finally:
         gw.calls.discard(call)

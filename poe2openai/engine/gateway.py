@@ -10,9 +10,11 @@ import aiohttp
 from aiohttp import web
 
 from poe2openai.attachments.uploader import Uploader
+from poe2openai.engine.metrics import Metrics
 from poe2openai.engine.model_names import spellings
 from poe2openai.engine.models_yaml import ConfigStore
 from poe2openai.engine.rate_limit import RateLimiter
+from poe2openai.engine.shared import Shared
 from poe2openai.errors import not_found
 from poe2openai.poe.catalog import ModelCatalog, ModelInfo
 from poe2openai.poe.client import PoeClient
@@ -56,6 +58,8 @@ class Gateway:
     limiter: RateLimiter
     uploader: Uploader
     calls: set[Stoppable] = field(default_factory=set)  # chats in flight, for a graceful shutdown
+    metrics: Metrics = field(default_factory=Metrics)
+    shared: Shared | None = None  # Redis, with REDIS_URL
 
     async def drain(self, grace: float) -> None:
         """Let chats in flight finish for up to ``grace`` seconds, then stop the rest cleanly."""

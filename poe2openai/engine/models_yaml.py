@@ -32,7 +32,7 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -330,6 +330,7 @@ class ConfigStore:
         self._saves = 0  # a reload that started before the latest save must not undo it
         self._reloading: asyncio.Task[None] | None = None
         self._log = log or (lambda _m: None)
+        self.on_save: Callable[[str], Awaitable[None]] | None = None  # tells other processes
         self._remove_stale_temps()
         self.reload()
 
@@ -418,7 +419,29 @@ class ConfigStore:
             stamp = await asyncio.to_thread(self._write, text)
             self._saves += 1
             self._config, self.error, self._stamp = cfg, None, stamp
+        if self.on_save is not None:
+            await self.on_save(text)
         return cfg
+
+    async def adopt(self, text: str) -> None:
+        """Another process saved ``text``: write it here too unless this file already has it
+        (processes sharing one folder), then use it. A text that does not load is not written."""
+        current = await asyncio.to_thread(self._text)
+        if current != text:
+            data = await asyncio.to_thread(self._parse, text)
+            cfg, checked = await asyncio.to_thread(_validated, data)
+            async with self._lock:
+                stamp = await asyncio.to_thread(self._write, checked)
+                self._saves += 1
+                self._config, self.error, self._stamp = cfg, None, stamp
+            return
+        await self.refresh()
+
+    def _text(self) -> str | None:
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except (FileNotFoundError, UnicodeDecodeError):
+            return None
 
     def _write(self, text: str) -> Stamp:
         self.path.parent.mkdir(parents=True, exist_ok=True)

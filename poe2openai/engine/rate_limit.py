@@ -3,6 +3,10 @@
 Requests wait their turn; one whose wait would pass RATE_LIMIT_MAX_WAIT_MS is answered at
 once with a 429 and ``retry-after``. A waiting request whose client goes away is cancelled,
 and its place in the queue goes with it.
+
+With Redis (:mod:`poe2openai.engine.shared`) the slots come from one schedule in Redis shared
+by every process, so the gap holds in total; a waiting request that goes away leaves its
+reserved slot unused. When Redis is away the process paces with its own bucket.
 """
 
 from __future__ import annotations
@@ -12,17 +16,21 @@ import math
 
 from aiolimiter import AsyncLimiter
 
+from poe2openai.engine.shared import Shared
 from poe2openai.errors import ApiError
 
 
 class RateLimiter:
     """Spaces upstream queries; ``interval_ms == 0`` turns it off."""
 
-    def __init__(self, interval_ms: int, max_wait_ms: int) -> None:
+    BUCKET = "poe"  # one pace for every key, as the local bucket; the key pool will pass per-key names
+
+    def __init__(self, interval_ms: int, max_wait_ms: int, shared: Shared | None = None) -> None:
         self.interval = interval_ms / 1000
         self.max_wait = max_wait_ms / 1000
         self._bucket = AsyncLimiter(1, self.interval) if interval_ms > 0 else None
         self.waiting = 0
+        self.shared = shared
 
     def _too_long(self, expected: float) -> ApiError:
         seconds = max(1, math.ceil(expected))
@@ -39,6 +47,8 @@ class RateLimiter:
         bucket = self._bucket
         if bucket is None:
             return
+        if self.shared is not None and await self._shared_turn(self.shared):
+            return
         if self.waiting == 0 and bucket.has_capacity():
             await bucket.acquire()
             return
@@ -53,3 +63,18 @@ class RateLimiter:
             raise self._too_long(expected) from None
         finally:
             self.waiting -= 1
+
+    async def _shared_turn(self, shared: Shared) -> bool:
+        """Wait for a slot of the shared schedule; False when Redis is not there."""
+        wait = await shared.reserve(self.BUCKET, self.interval, self.max_wait)
+        if wait is None:
+            return False
+        if wait < 0:
+            raise self._too_long(-wait)
+        if wait > 0:
+            self.waiting += 1
+            try:
+                await asyncio.sleep(wait)
+            finally:
+                self.waiting -= 1
+        return True

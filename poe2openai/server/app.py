@@ -10,14 +10,17 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from poe2openai.admin.api import setup_admin
+from poe2openai.admin.metrics import setup_metrics
+from poe2openai.admin.traffic import setup_traffic
 from poe2openai.attachments.cache import UploadCache
-from poe2openai.attachments.uploader import Uploaded, Uploader
+from poe2openai.attachments.uploader import SharedUploads, Uploaded, Uploader
 from poe2openai.attachments.url_guard import new_fetch_session
 from poe2openai.engine.gateway import GATEWAY, Gateway
 from poe2openai.engine.http import error_renderer, json_response
 from poe2openai.engine.models_yaml import ConfigStore
 from poe2openai.engine.rate_limit import RateLimiter
 from poe2openai.engine.request_info import INFO, RequestInfo, info
+from poe2openai.engine.shared import Shared
 from poe2openai.errors import ApiError
 from poe2openai.frontends.anthropic import routes as anthropic
 from poe2openai.frontends.openai_chat import routes as openai_chat
@@ -71,15 +74,18 @@ async def log_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     """A request id header and one log line per request."""
     rid = request.headers.get("X-Request-Id", "")[:64] or request_id()
     facts = request[INFO] = RequestInfo(rid)
-    started = time.perf_counter()
+    started = facts.started
     status = 500
     try:
         resp = await handler(request)
         status = resp.status
+        if not resp.prepared:  # a whole answer: its headers go out after this
+            facts.overhead_ms = facts.overhead_now()
         return resp
     finally:
         if request.path != "/healthz":
             total = (time.perf_counter() - started) * 1000
+            _record(request, status, facts, total)
             extra = ""
             if facts.model is not None:
                 extra += f" model={facts.model}"
@@ -88,7 +94,17 @@ async def log_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             usage = facts.usage
             if usage is not None:
                 extra += f" tokens={usage.prompt_tokens}+{usage.completion_tokens}"
-            access.info("%s %s %s %d%s total_ms=%.1f", rid, request.method, request.path, status, extra, total)
+            tail = f" overhead_ms={facts.overhead_ms:.1f}" if facts.dialect and facts.overhead_ms is not None else ""
+            access.info("%s %s %s %d%s total_ms=%.1f%s", rid, request.method, request.path, status, extra, total, tail)
+
+
+def _record(request: web.Request, status: int, facts: RequestInfo, total_ms: float) -> None:
+    gw = request.app.get(GATEWAY)
+    if gw is None:
+        return
+    route = request.match_info.route.resource
+    pattern = route.canonical if route is not None else "unmatched"
+    gw.metrics.request_done(pattern, status, facts, total_ms / 1000)
 
 
 _PREFETCH = web.AppKey("prefetch", asyncio.Task[None])
@@ -99,6 +115,17 @@ async def _prefetch(catalog: ModelCatalog) -> None:
         await catalog.models()
     except ApiError:
         pass  # logged by the catalogue; /v1/models will try again
+
+
+def _share(settings: Settings, config: ConfigStore, cache: UploadCache[Uploaded]) -> Shared | None:
+    """With REDIS_URL: the pace, the attachment map and models.yaml shared through Redis."""
+    if not settings.redis_url:
+        return None
+    shared = Shared(settings.redis_url)
+    cache.remote = SharedUploads(shared.map("uploads"))
+    config.on_save = shared.config_saved
+    shared.watch_config(config.adopt, first=not config.path.exists())
+    return shared
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -113,10 +140,11 @@ def create_app(settings: Settings) -> web.Application:
         poe = PoeClient(session, settings.poe_base_url)
         catalog = ModelCatalog(poe, ttl=settings.models_cache_seconds)
         config = ConfigStore(settings.config_dir, log.warning)
-        limiter = RateLimiter(settings.rate_limit_ms, settings.rate_limit_max_wait_ms)
         cache: UploadCache[Uploaded] = UploadCache(
             int(settings.url_cache_size_mb * 1024 * 1024), settings.url_cache_ttl_seconds
         )
+        shared = _share(settings, config, cache)
+        limiter = RateLimiter(settings.rate_limit_ms, settings.rate_limit_max_wait_ms, shared)
         fetcher = new_fetch_session(guarded=not settings.allow_private_urls)
         uploader = Uploader(
             session,
@@ -134,8 +162,14 @@ def create_app(settings: Settings) -> web.Application:
             config=config,
             limiter=limiter,
             uploader=uploader,
+            shared=shared,
         )
         app[GATEWAY] = gw
+        if shared is not None:
+            shared.publish_traffic(gw.metrics.traffic.export)
+        if gw.metrics.traffic_folder is not None:
+            gw.metrics.traffic_folder.start()
+        cache.stats = gw.metrics
         warm_up()
         # Fetch the model list in the background so names resolve from the first request.
         app[_PREFETCH] = asyncio.ensure_future(_prefetch(catalog))
@@ -147,12 +181,22 @@ def create_app(settings: Settings) -> web.Application:
         app[_PREFETCH].cancel()
         await app[GATEWAY].session.close()
         await app[GATEWAY].uploader.fetch_session.close()
+        shared = app[GATEWAY].shared
+        if shared is not None:
+            await shared.close()
+        folder = app[GATEWAY].metrics.traffic_folder
+        if folder is not None:
+            await folder.close()
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
         # the headers every response carries, streams included, set in one place
         facts = info(request)
         facts.sent = response
         response.headers["X-Request-Id"] = facts.request_id
+        # the gateway's own time up to these headers (for a stream: before its body)
+        if facts.overhead_ms is None:
+            facts.overhead_ms = facts.overhead_now()
+        response.headers["X-Gateway-Overhead-Ms"] = f"{facts.overhead_ms:.2f}"
         add_cors_headers(request, response, settings.cors_allow_origins)
 
     app.on_response_prepare.append(on_prepare)
@@ -165,6 +209,8 @@ def create_app(settings: Settings) -> web.Application:
     openai_completions.setup(app)
     app.router.add_get("/healthz", healthz)
     setup_admin(app)
+    setup_metrics(app)
+    setup_traffic(app)
     app.router.add_get("/", _index)
     return app
 

@@ -16,7 +16,7 @@ from poe2openai.admin.api import ADMIN_PREFIXES
 
 ALLOW_METHODS = "GET, POST, OPTIONS"
 BASE_HEADERS = "authorization, content-type, accept, x-api-key, x-request-id, openai-organization, openai-project"
-EXPOSE = "x-request-id, retry-after, x-should-retry"
+EXPOSE = "x-request-id, x-gateway-overhead-ms, retry-after, x-should-retry"
 _FORBIDDEN_HEADERS = {"cookie", "set-cookie", "host"}
 
 

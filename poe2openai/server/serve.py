@@ -76,15 +76,13 @@ def raise_open_file_limit() -> None:
     log.info("open files: the limit is %s", "unlimited" if soft == resource.RLIM_INFINITY else soft)
 
 
-async def start_site(
-    app: web.Application, host: str, port: int, grace: float = 30.0, settings: Settings | None = None
-) -> tuple[web.AppRunner, int]:
-    """Start ``app`` on ``host:port`` (port 0: any free port); return the runner and port.
+def new_runner(app: web.Application, grace: float = 30.0, settings: Settings | None = None) -> web.AppRunner:
+    """The runner for ``app``: our connection timeouts and logs (also under gunicorn).
 
     ``settings`` gives the connection timeouts (the defaults when omitted).
     """
     limits = settings or Settings()
-    runner = web.AppRunner(
+    return web.AppRunner(
         app,
         handler_cancellation=True,
         access_log=None,
@@ -96,6 +94,16 @@ async def start_site(
         # How long a body the handler did not read is drained after the answer (aiohttp: 10 s).
         lingering_time=min(10.0, limits.request_body_timeout_seconds),
     )
+
+
+async def start_site(
+    app: web.Application, host: str, port: int, grace: float = 30.0, settings: Settings | None = None
+) -> tuple[web.AppRunner, int]:
+    """Start ``app`` on ``host:port`` (port 0: any free port); return the runner and port.
+
+    ``settings`` gives the connection timeouts (the defaults when omitted).
+    """
+    runner = new_runner(app, grace, settings)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
