@@ -178,3 +178,35 @@ async def test_redis_killed_mid_test_requests_still_served_logged_once_then_back
         await asyncio.sleep(0.1)
     assert any("reachable again" in r.getMessage() for r in caplog.records)
     assert "Traceback" not in caplog.text
+
+
+async def test_a_conversation_started_on_one_gateway_continues_on_the_other(
+    start_gateway: Callable[[Settings], Any],
+    settings: Settings,
+    sim: Simulator,
+    tmp_path: Path,
+    redis_server: RedisServer,
+) -> None:
+    import openai
+
+    from poe2openai.simulator import texts
+
+    a, b = await two_gateways(start_gateway, settings, tmp_path, redis_url=redis_server.url)
+    on_a = openai.AsyncOpenAI(base_url=f"{a.url}/v1", api_key="test-key", max_retries=0)
+    on_b = openai.AsyncOpenAI(base_url=f"{b.url}/v1", api_key="test-key", max_retries=0)
+    stranger = openai.AsyncOpenAI(base_url=f"{b.url}/v1", api_key="other-key", max_retries=0)
+    sim.script("gpt-4o-mini", texts("Nice to meet you, Ada."))
+    first = await on_a.responses.create(model="gpt-4o-mini", input="My name is Ada.")
+    sim.script("gpt-4o-mini", texts("Your name is Ada."))
+    second = await on_b.responses.create(model="gpt-4o-mini", input="What is my name?", previous_response_id=first.id)
+    assert second.output_text == "Your name is Ada."
+    assert [m["content"] for m in sim.bodies("gpt-4o-mini")[-1]["query"]] == [
+        "My name is Ada.",
+        "Nice to meet you, Ada.",
+        "What is my name?",
+    ]
+    assert (await on_b.responses.retrieve(first.id)).output_text == "Nice to meet you, Ada."
+    with pytest.raises(openai.NotFoundError):
+        await stranger.responses.create(model="gpt-4o-mini", input="x", previous_response_id=first.id)
+    for c in (on_a, on_b, stranger):
+        await c.close()

@@ -244,3 +244,7 @@ class SharedMap:
         """Store ``value`` for ``ttl`` seconds (best effort)."""
         if ttl > 0:
             await self.shared.call(lambda: self.shared.redis.set(self.prefix + key, value, px=int(ttl * 1000)))
+
+    async def delete(self, key: str) -> None:
+        """Forget ``key`` (best effort)."""
+        await self.shared.call(lambda: self.shared.redis.delete(self.prefix + key))

@@ -22,7 +22,7 @@ from poe2openai.frontends.openai_responses.errors import error_response
 from poe2openai.frontends.openai_responses.ids import response_id
 from poe2openai.frontends.openai_responses.request import ResponsesBody, conversation, parse_body
 from poe2openai.frontends.openai_responses.response import ResponseMeta, aggregate
-from poe2openai.frontends.openai_responses.store import ResponseStore, owner_of
+from poe2openai.frontends.openai_responses.store import ResponseStore, SharedResponses, owner_of
 from poe2openai.frontends.openai_responses.stream import ResponsesEncoder
 from poe2openai.pipeline.answer import Answer
 from poe2openai.pipeline.usage import Usage
@@ -39,25 +39,27 @@ MB = 1024 * 1024
 class _StoreHolder:
     """The app's response store, made from the settings on first use."""
 
-    store: ResponseStore | None = None
+    store: SharedResponses | None = None
 
 
 STORE = web.AppKey("responses_store", _StoreHolder)
 
 
-def response_store(app: web.Application) -> ResponseStore:
-    """The gateway's response store."""
+def response_store(app: web.Application) -> SharedResponses:
+    """The gateway's response store (shared through Redis when there is one)."""
     holder = app[STORE]
     if holder.store is None:
-        settings = app[GATEWAY].settings
-        holder.store = ResponseStore(int(settings.response_store_size_mb * MB), settings.response_store_ttl_seconds)
+        gw = app[GATEWAY]
+        settings = gw.settings
+        local = ResponseStore(int(settings.response_store_size_mb * MB), settings.response_store_ttl_seconds)
+        holder.store = SharedResponses(local, gw.shared.map("responses") if gw.shared is not None else None)
     return holder.store
 
 
 class OpenAIResponses:
     """The Responses dialect for one request: its id, the echoed request, where it is kept."""
 
-    def __init__(self, parsed: ResponsesBody, store: ResponseStore, owner: str) -> None:
+    def __init__(self, parsed: ResponsesBody, store: SharedResponses, owner: str) -> None:
         self.dialect = "openai-responses"
         self.stream_headers = SSE_HEADERS
         self.usage_at_start = False  # usage comes with the last event
@@ -105,7 +107,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     owner = owner_of(key)
     history: list[Any] = []
     if parsed.previous_response_id is not None:
-        found = store.history(owner, parsed.previous_response_id)
+        found = await store.history(owner, parsed.previous_response_id)
         if found is None:
             raise previous_not_found(parsed.previous_response_id)
         history = found
@@ -120,7 +122,7 @@ def _not_found(rid: str) -> ApiError:
 async def get_response(request: web.Request) -> web.Response:
     """``GET /v1/responses/{id}``: a kept response."""
     rid = request.match_info["id"]
-    entry = response_store(request.app).get(owner_of(api_key(request)), rid)
+    entry = await response_store(request.app).get(owner_of(api_key(request)), rid)
     if entry is None:
         raise _not_found(rid)
     return json_response(entry.response)
@@ -129,7 +131,7 @@ async def get_response(request: web.Request) -> web.Response:
 async def delete_response(request: web.Request) -> web.Response:
     """``DELETE /v1/responses/{id}``: forget a kept response."""
     rid = request.match_info["id"]
-    if not response_store(request.app).delete(owner_of(api_key(request)), rid):
+    if not await response_store(request.app).delete(owner_of(api_key(request)), rid):
         raise _not_found(rid)
     return json_response({"id": rid, "object": "response", "deleted": True})
 

@@ -13,6 +13,7 @@ or expired) cannot be continued. The clock is injectable for tests.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict, deque
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from poe2openai.engine.shared import SharedMap
 
 MAX_CHAIN = 100_000  # links walked at most (a chain cannot loop: ids are fresh; this is a promise)
 
@@ -124,3 +127,66 @@ class ResponseStore:
         else:
             return None
         return [item for segment in reversed(segments) for item in segment]
+
+
+class SharedResponses:
+    """The store, backed by the state several gateways share (Redis) when there is one.
+
+    Every kept response is also written to the shared map under ``owner:id`` with the store's
+    age limit, so a conversation started on one gateway continues on another; a link missing
+    here is fetched from there (and kept here). Without Redis, or while it is away, only the
+    local store answers.
+    """
+
+    def __init__(self, local: ResponseStore, shared: SharedMap | None) -> None:
+        self.local = local
+        self.shared = shared
+        self._writes: set[asyncio.Task[None]] = set()
+
+    def put(self, owner: str, response: dict[str, Any], items: list[Any], previous: str | None) -> None:
+        """Keep a finished response here, and there in the background."""
+        self.local.put(owner, response, items, previous)
+        if self.shared is None or not self.local.enabled:
+            return
+        body = orjson.dumps({"response": response, "items": items, "previous": previous})
+        if len(body) > self.local.max_bytes:
+            return
+        task = asyncio.ensure_future(self.shared.put(f"{owner}:{response['id']}", body, self.local.ttl))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def get(self, owner: str, rid: str) -> Stored | None:
+        """A kept response of ``owner``, from here or from the shared map."""
+        entry = self.local.get(owner, rid)
+        if entry is not None or self.shared is None:
+            return entry
+        raw = await self.shared.get(f"{owner}:{rid}")
+        if raw is None:
+            return None
+        try:
+            data = orjson.loads(raw)
+            response, items, previous = data["response"], data["items"], data["previous"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return None
+        self.local.put(owner, response, items, previous)
+        return self.local.get(owner, rid)
+
+    async def delete(self, owner: str, rid: str) -> bool:
+        """Forget a response here and there; whether it was kept."""
+        found = await self.get(owner, rid) is not None
+        self.local.delete(owner, rid)
+        if self.shared is not None:
+            await self.shared.delete(f"{owner}:{rid}")
+        return found
+
+    async def history(self, owner: str, rid: str) -> list[Any] | None:
+        """As :meth:`ResponseStore.history`, fetching missing links from the shared map."""
+        at: str | None = rid
+        for _ in range(MAX_CHAIN):
+            if at is None:
+                return self.local.history(owner, rid)
+            entry = await self.get(owner, at)
+            if entry is None:
+                return None
+            at = entry.previous
+        return None
