@@ -304,8 +304,8 @@ def test_the_stop_sequence_complete_first_wins() -> None:
     for chunks in (["abc"], ["ab", "c"], ["a", "b", "c"]):
         stage = StopSequences(["abc", "b"])
         out = [d for c in chunks for d in stage.feed([TextDelta(c)])]
-        assert out == [TextDelta("a"), End("stop")], chunks
-    assert StopSequences(["xb", "b", "axb"]).feed([TextDelta("1axb2")]) == [TextDelta("1"), End("stop")]
+        assert out == [TextDelta("a"), End("stop", "b")], chunks
+    assert StopSequences(["xb", "b", "axb"]).feed([TextDelta("1axb2")]) == [TextDelta("1"), End("stop", "axb")]
 
 
 def check_held(stage: StopSequences, stops: list[str]) -> None:
@@ -330,6 +330,12 @@ def test_stop_cuts_before_the_first_stop_in_every_chunking(
     assert got == ([("text", want)] if want else [])
     assert reason == ("stop" if cut else "length")
     assert not any(s in want for s in stops)
+    end = out[-1]
+    assert isinstance(end, End)
+    if cut:  # the End names the stop sequence that ended the answer
+        assert end.stop_sequence in stops and text[len(want) :].startswith(end.stop_sequence)
+    else:
+        assert end.stop_sequence is None
 
 
 def test_reasoning_is_not_subject_to_stop_and_does_not_split_the_answer() -> None:
@@ -338,7 +344,7 @@ def test_reasoning_is_not_subject_to_stop_and_does_not_split_the_answer() -> Non
     assert out == [ReasoningDelta("I must not STOP"), ReasoningDelta(" ST"), TextDelta("OP and go")]
     stage = StopSequences(["STOP"])
     out = stage.feed([TextDelta("Now ST"), ReasoningDelta("thinking"), TextDelta("OP here")])
-    assert out == [TextDelta("Now "), ReasoningDelta("thinking"), End("stop")]
+    assert out == [TextDelta("Now "), ReasoningDelta("thinking"), End("stop", "STOP")]
 
 
 def test_tool_calls_pass_and_interrupt_the_answer() -> None:
@@ -377,7 +383,7 @@ def test_nothing_after_the_stop() -> None:
     stage = StopSequences(["\n\n"])
     assert stage.feed([TextDelta("line one\n"), TextDelta("\nline two"), UsageDelta(1, 2), End()]) == [
         TextDelta("line one"),
-        End("stop"),
+        End("stop", "\n\n"),
     ]
     assert stage.ended
     assert stage.feed([TextDelta("x"), End()]) == []
@@ -394,7 +400,7 @@ def test_stop_on_a_megabyte_answer_holds_little_and_scans_once() -> None:
             out += stage.feed([TextDelta(c)])
             check_held(stage, stops)
         assert "".join(d.text for d in out if isinstance(d, TextDelta)) == body
-        assert out[-1] == End("stop")
+        assert out[-1] == End("stop", "THE END")
 
 
 # --- both -----------------------------------------------------------------------------------

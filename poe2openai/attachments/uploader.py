@@ -213,6 +213,17 @@ class Uploader:
         return await self._upload_bytes(data, mime, link.name, key)
 
 
+def attachment_slots(messages: list[Message]) -> dict[int, list[PoeAttachment]]:
+    """Where :meth:`Uploader.prepare` would put attachments, as placeholders: nothing is
+    uploaded (for counting a prompt's tokens)."""
+    out: dict[int, list[PoeAttachment]] = {}
+    for i, m in enumerate(messages):
+        if m.attachments:
+            out[i] = [PoeAttachment("", "application/octet-stream", a.filename or "file") for a in m.attachments]
+    _reattach_generated_images(messages, out)
+    return out
+
+
 _CDN_IMAGE = re.compile(r"!\[[^\]]*\]\((https://pfst\.cf2\.poecdn\.net/[^)\s]+)\)")
 
 

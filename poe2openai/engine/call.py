@@ -19,7 +19,8 @@ engine produces (:class:`Frontend`); everything else is here, the same for every
   ``REQUEST_TIMEOUT_SECONDS``;
 - server shutdown and client disconnects (the Poe request is closed either way);
 - prompt and completion tokens (counted only for requests Poe accepted, at bounded cost),
-  time to first token and usage for the request log line.
+  time to first token and usage for the request log line; :func:`count_prompt` counts a
+  request's prompt the same way without calling Poe (for token-counting endpoints).
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
 
+from poe2openai.attachments.uploader import attachment_slots
 from poe2openai.conversation import CallRequest
 from poe2openai.engine.gateway import GATEWAY, Gateway, Target
 from poe2openai.engine.http import json_response
@@ -46,7 +49,7 @@ from poe2openai.pipeline.limits import MaxTokens, StopSequences
 from poe2openai.pipeline.reset_replay import ResetReplay
 from poe2openai.pipeline.thinking import ThinkingSplitter
 from poe2openai.pipeline.token_meter import CompletionMeter
-from poe2openai.pipeline.tokens import count_messages
+from poe2openai.pipeline.tokens import ATTACHMENT_TOKENS, count_messages
 from poe2openai.pipeline.usage import Counted, Usage, usage_of
 from poe2openai.poe.bot_parameters import apply_suffix, as_flags, bot_parameters, split_suffix
 from poe2openai.poe.query import QueryOptions, build_query, correction, encode, poe_message
@@ -68,8 +71,10 @@ KEEPALIVE_EVERY = 15.0
 class StreamEncoder(Protocol):
     """A dialect's stream rendering of one answer."""
 
-    def start(self) -> bytes:
-        """The opening frame(s); sent once, before anything else."""
+    def start(self, prompt_tokens: int | None = None) -> bytes:
+        """The opening frame(s); sent once, before anything else. ``prompt_tokens`` is the
+        prompt's count for a front end with ``usage_at_start`` once Poe accepted the query;
+        ``None`` when the stream opens earlier (a slow start) or the front end does not ask."""
         ...
 
     def encode(self, batch: list[Delta]) -> bytes:
@@ -94,6 +99,7 @@ class Frontend(Protocol):
 
     dialect: str
     stream_headers: dict[str, str]
+    usage_at_start: bool  # the opening frame carries the prompt's token count
 
     def stream_encoder(self, req: CallRequest) -> StreamEncoder:
         """A fresh encoder for one streamed answer."""
@@ -115,6 +121,69 @@ def _only_failure(batch: list[Delta]) -> Failure | None:
         assert isinstance(last, Failure)
         return last
     return None
+
+
+@dataclass(slots=True)
+class RenderedQuery:
+    """A request's Poe query, and what its prompt tokens are counted from."""
+
+    body: dict[str, Any]
+    texts: list[str]  # the prompt's texts, tool instructions or definitions included
+    attachments: int  # how many files go with it
+
+    def prompt_tokens(self, counted: int) -> int:
+        """The prompt's tokens, given the count of :attr:`texts`."""
+        return counted + ATTACHMENT_TOKENS * self.attachments
+
+
+def query_options(gw: Gateway, req: CallRequest) -> tuple[Target, QueryOptions]:
+    """The bot a request goes to and its query options (bot parameters validated: a 400 here
+    comes before any work reaches Poe). The model name's reasoning suffix is applied to
+    ``req.reasoning``."""
+    name, suffix = (req.model, None) if gw.knows(req.model) else split_suffix(req.model)
+    target = gw.resolve(name)
+    apply_suffix(req.reasoning, suffix)
+    params = bot_parameters(req.reasoning, target.model.parameters if target.model is not None else None)
+    opts = QueryOptions(system_as_user=target.system_as_user)
+    if target.reasoning_flags:
+        opts.flags = as_flags(params)
+    else:
+        opts.parameters = params
+    return target, opts
+
+
+def render_query(req: CallRequest, target: Target, opts: QueryOptions) -> RenderedQuery:
+    """The query exactly as Poe gets it: system prompt, tool instructions (or native tool
+    definitions), the history with earlier tool calls and results, reasoning options."""
+    plan = req.tools
+    native = plan.active and target.native_tools()
+    has_history = any(m.role == "tool" or m.tool_calls for m in req.messages)
+    rendered = None
+    if plan.active or has_history:
+        rendered = render_messages(req.messages, plan, opts.attachments, instruct=not native)
+    body = build_query(req, opts, rendered)
+    texts = [m["content"] for m in body["query"]]
+    if native:
+        body["tools"] = [t.as_openai() for t in plan.tools]
+        texts.append(encode(body["tools"]).decode())
+    return RenderedQuery(body, texts, sum(len(files) for files in opts.attachments.values()))
+
+
+async def count_prompt(gw: Gateway, req: CallRequest) -> int:
+    """The prompt tokens ``req`` would cost, counted on the query rendered exactly as a call
+    renders it, without uploading anything or calling Poe (for token-counting endpoints).
+
+    Each attachment counts :data:`ATTACHMENT_TOKENS`, as in a call's usage, so the two agree.
+    A long prompt is counted in a worker thread; repeated long texts come from a cache.
+    """
+    target, opts = query_options(gw, req)
+    opts.attachments = attachment_slots(req.messages)
+    query = render_query(req, target, opts)
+    if sum(map(len, query.texts)) > BIG_TEXT:
+        counted = await asyncio.to_thread(count_messages, query.texts)
+    else:
+        counted = count_messages(query.texts)
+    return query.prompt_tokens(counted)
 
 
 class Upstream:
@@ -220,8 +289,9 @@ class _StreamOut:
 
     async def _commit(self) -> None:
         await self.response.prepare(self.request)
-        await self._send(self.encoder.start())
-        self.started = True
+        if not self.started:  # the answer may have begun meanwhile, with its own opening
+            self.started = True
+            await self._send(self.encoder.start())
 
     async def _send(self, data: bytes) -> None:
         await self.response.write(data)
@@ -285,6 +355,7 @@ class Call:
         self.target: Target | None = None
         self.query = b""
         self._prompt_texts: list[str] = []
+        self._attachments = 0
         self._prompt_tokens: int | None = None
         self._counting: asyncio.Future[int] | None = None
         self._counted: Counted | None = None
@@ -296,19 +367,16 @@ class Call:
 
     async def prepare(self) -> None:
         """Resolve the model, upload attachments and build the query (ApiError on bad input)."""
-        gw, req = self.gw, self.req
-        name, suffix = (req.model, None) if gw.knows(req.model) else split_suffix(req.model)
-        target = self.target = gw.resolve(name)
-        apply_suffix(req.reasoning, suffix)
-        params = bot_parameters(req.reasoning, target.model.parameters if target.model is not None else None)
-        opts = QueryOptions(system_as_user=target.system_as_user)
+        gw = self.gw
+        target, opts = query_options(gw, self.req)
+        self.target = target
         # everything is validated; only now does any work reach Poe
         facts = info(self.request)
         facts.wait_begin()
         try:
             while True:
                 try:
-                    opts.attachments = await gw.uploader.prepare(req.messages, self.key)
+                    opts.attachments = await gw.uploader.prepare(self.req.messages, self.key)
                     break
                 except ApiError as exc:  # a pool key Poe rejects at upload: the next key uploads
                     if self.stopping or not gw.team.failed(self.access, exc):
@@ -316,22 +384,11 @@ class Call:
                     self.key = self.access.poe_key(gw.team.pool, gw.team.clock())
         finally:
             facts.wait_end()
-        if target.reasoning_flags:
-            opts.flags = as_flags(params)
-        else:
-            opts.parameters = params
-        plan = req.tools
-        native = plan.active and target.native_tools()
-        has_history = any(m.role == "tool" or m.tool_calls for m in req.messages)
-        rendered = None
-        if plan.active or has_history:
-            rendered = render_messages(req.messages, plan, opts.attachments, instruct=not native)
-        body = self._body = build_query(req, opts, rendered)
-        self._prompt_texts = [m["content"] for m in body["query"]]
-        if native:
-            body["tools"] = [t.as_openai() for t in plan.tools]
-            self._prompt_texts.append(encode(body["tools"]).decode())
-        self.query = encode(body)
+        query = render_query(self.req, target, opts)
+        self._body = query.body  # kept: a re-ask adds turns to it
+        self._prompt_texts = query.texts
+        self._attachments = query.attachments
+        self.query = encode(query.body)
 
     def stages(self) -> list[Stage]:
         """The pipeline stages after the Poe source."""
@@ -365,12 +422,14 @@ class Call:
             self._counting = asyncio.ensure_future(asyncio.to_thread(count_messages, self._prompt_texts))
 
     async def prompt_tokens(self) -> int:
-        """Tokens of what was sent to the bot (tool instructions included)."""
+        """Tokens of what was sent to the bot (tool instructions included, each attachment
+        :data:`ATTACHMENT_TOKENS`)."""
         if self._prompt_tokens is None:
             if self._counting is not None:
-                self._prompt_tokens = await self._counting
+                counted = await self._counting
             else:
-                self._prompt_tokens = count_messages(self._prompt_texts)
+                counted = count_messages(self._prompt_texts)
+            self._prompt_tokens = counted + ATTACHMENT_TOKENS * self._attachments
         return self._prompt_tokens
 
     def _forget_count(self) -> None:
@@ -587,6 +646,7 @@ class Call:
                     if not out.prepared:
                         raise failure.error
                 self._first_output()
+                head = await self._opening(out, encoder)
                 batch = first
                 while batch is not None:
                     if self.stopping:
@@ -596,22 +656,34 @@ class Call:
                     if kind is End:
                         assert isinstance(last, End)
                         usage = await self._stream_usage()
-                        await out.write(encoder.encode(batch[:-1]) + encoder.finish(last, usage))
+                        await out.write(head + encoder.encode(batch[:-1]) + encoder.finish(last, usage))
                         await out.response.write_eof()
                         return
                     if kind is Failure:
                         assert isinstance(last, Failure)
                         facts.failed(last.error.code, last.error.status)
-                        await out.write(encoder.encode(batch[:-1]) + encoder.failure(last.error))
+                        await out.write(head + encoder.encode(batch[:-1]) + encoder.failure(last.error))
                         await out.response.write_eof()
                         return
-                    data = encoder.encode(batch)
+                    data = head + encoder.encode(batch)
+                    head = b""
                     if data:
                         await out.write(data)
                     batch = await anext(batches, None)
                 raise upstream("The answer ended unexpectedly")  # pipelines always end; kept as a promise
             finally:
                 up.close()
+
+    async def _opening(self, out: _StreamOut, encoder: StreamEncoder) -> bytes:
+        """The opening frame, unless a slow start already sent it; with the prompt's count
+        when the front end wants it there (Poe accepted the query: counting is due anyway)."""
+        if out.started:
+            return b""
+        prompt = await self.prompt_tokens() if self.frontend.usage_at_start else None
+        if out.started:
+            return b""
+        out.started = True
+        return encoder.start(prompt)
 
     async def _stream_usage(self) -> Usage | None:
         return await self._usage() if self.req.stream_usage else None

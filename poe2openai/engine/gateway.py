@@ -11,6 +11,7 @@ from aiohttp import web
 
 from poe2openai.attachments.uploader import Uploader
 from poe2openai.engine.metrics import Metrics
+from poe2openai.engine.model_names import spellings
 from poe2openai.engine.models_yaml import ConfigStore
 from poe2openai.engine.rate_limit import RateLimiter
 from poe2openai.engine.shared import Shared
@@ -88,8 +89,7 @@ class Gateway:
         while self.calls and loop.time() < deadline:
             await asyncio.sleep(0.02)
 
-    def knows(self, name: str) -> bool:
-        """Whether ``name`` is a public name, a listed model, or a custom model."""
+    def _names_a_model(self, name: str) -> bool:
         cfg = self.config.config
         low = name.lower()
         return (
@@ -98,11 +98,25 @@ class Gateway:
             or any(c.id.lower() == low for c in cfg.custom_models)
         )
 
+    def canonical(self, name: str) -> str | None:
+        """The spelling of ``name`` that names a known model (a public name, a listed model, a
+        custom model): the name as sent, else a vendor's dated or hyphenated form of it
+        (``claude-sonnet-4-5-20250929`` → ``claude-sonnet-4.5``, see :mod:`model_names`)."""
+        return next((s for s in spellings(name) if self._names_a_model(s)), None)
+
+    def knows(self, name: str) -> bool:
+        """Whether ``name`` (or another spelling of it) is a public name, a listed model, or a
+        custom model."""
+        return self.canonical(name) is not None
+
     def resolve(self, requested: str) -> Target:
         """Map a client's model name to a Poe bot: a public name from models.yaml, else the
-        name itself (any case). A model hidden in models.yaml is refused."""
+        name itself (any case), each also in another vendor's spelling (:meth:`canonical`).
+        A name the gateway does not know goes to Poe as it is. A model hidden in models.yaml
+        is refused."""
         cfg = self.config.config
-        bot = cfg.by_public_name(requested) or requested
+        name = self.canonical(requested) or requested
+        bot = cfg.by_public_name(name) or name
         info = self.catalog.lookup(bot)
         if info is not None:
             bot = info.id

@@ -142,18 +142,52 @@ def error_response(err: ApiError) -> web.Response:
 
 
 ErrorRenderer = Callable[[ApiError], web.Response]
-ERROR_RENDERERS = web.AppKey("error_renderers", list[tuple[tuple[str, ...], ErrorRenderer]])
+RequestTest = Callable[[web.Request], bool]
+ERROR_RENDERERS = web.AppKey("error_renderers", list[tuple[tuple[str, ...], ErrorRenderer, RequestTest | None]])
 
 
-def register_error_renderer(app: web.Application, paths: tuple[str, ...], render: ErrorRenderer) -> None:
+def register_error_renderer(
+    app: web.Application, paths: tuple[str, ...], render: ErrorRenderer, when: RequestTest | None = None
+) -> None:
     """Errors on routes under ``paths`` (prefixes) are rendered by ``render``: a dialect's shape
-    also for failures before its handler runs (no route, wrong method, body too large)."""
-    app.setdefault(ERROR_RENDERERS, []).append((paths, render))
+    also for failures before its handler runs (no route, wrong method, body too large).
+
+    With ``when``, only for the requests it accepts, and ahead of renderers without a test:
+    for a route two dialects share, told apart by a header (``GET /v1/models`` with
+    ``anthropic-version``)."""
+    app.setdefault(ERROR_RENDERERS, []).append((paths, render, when))
 
 
 def error_renderer(request: web.Request) -> ErrorRenderer:
     """The renderer for this request's path: the dialect's, else the gateway's own shape."""
-    for paths, render in request.app.get(ERROR_RENDERERS, ()):
-        if request.path.startswith(paths):
+    entries = request.app.get(ERROR_RENDERERS, ())
+    for paths, render, when in entries:
+        if when is not None and request.path.startswith(paths) and when(request):
+            return render
+    for paths, render, when in entries:
+        if when is None and request.path.startswith(paths):
             return render
     return error_response
+
+
+ModelListRenderer = Callable[[web.Request, list[dict[str, Any]]], web.Response]
+ModelRenderer = Callable[[dict[str, Any]], web.Response]
+MODEL_LIST_SHAPES = web.AppKey("model_list_shapes", list[tuple[RequestTest, ModelListRenderer, ModelRenderer]])
+
+
+def register_model_list_shape(
+    app: web.Application, when: RequestTest, render_list: ModelListRenderer, render_one: ModelRenderer
+) -> None:
+    """``GET /v1/models`` (and ``/v1/models/{id}``) answer in a dialect's own shape for the
+    requests ``when`` accepts (say, those carrying the dialect's version header); the others
+    get the default shape. The renderers get the gateway's public models (OpenAI-shaped
+    entries: ``id``, ``created``, ``owned_by``, ``name``)."""
+    app.setdefault(MODEL_LIST_SHAPES, []).append((when, render_list, render_one))
+
+
+def model_list_shape(request: web.Request) -> tuple[ModelListRenderer, ModelRenderer] | None:
+    """The renderers a dialect registered for this request, if any."""
+    for when, render_list, render_one in request.app.get(MODEL_LIST_SHAPES, ()):
+        if when(request):
+            return render_list, render_one
+    return None

@@ -48,6 +48,7 @@ class Answer:
     files: list[FileDelta] = field(default_factory=list)
     usage: UsageDelta | None = None
     finish_reason: str = "stop"
+    stop_sequence: str | None = None  # the stop sequence that ended the answer
     error: ApiError | None = None
     done: bool = False
     size: int = 0  # characters held
@@ -80,6 +81,7 @@ class Answer:
             elif kind is End:
                 assert isinstance(d, End)
                 self.finish_reason = d.finish_reason
+                self.stop_sequence = d.stop_sequence
                 self.done = True
             elif kind is Failure:
                 assert isinstance(d, Failure)

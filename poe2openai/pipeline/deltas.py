@@ -63,9 +63,11 @@ class UsageDelta:
 
 @dataclass(slots=True)
 class End:
-    """The answer is complete. ``finish_reason`` as Poe gave it (``stop`` or ``length``)."""
+    """The answer is complete. ``finish_reason``: ``stop`` or ``length``; ``stop_sequence``: the
+    client's stop sequence that ended it, when one did (``finish_reason`` is then ``stop``)."""
 
     finish_reason: str = "stop"
+    stop_sequence: str | None = None
 
 
 @dataclass(slots=True)

@@ -191,7 +191,7 @@ def _delta(key: int, text: str) -> Delta:
 
 
 class StopSequences:
-    """Ends the answer right before the first of ``stops`` that occurs in it: ``End("stop")``.
+    """Ends the answer right before the first of ``stops`` that occurs in it: ``End("stop", that_stop)``.
 
     The first is the one complete first (of two that end at the same character, the longer),
     as it would be when the text is generated.
@@ -276,7 +276,7 @@ class StopSequences:
         if cut >= 0:
             if cut:
                 out.append(TextDelta(s[:cut]))
-            out.append(End("stop"))
+            out.append(End("stop", s[cut:end]))
             self._held = ""
             self._ended = True
             return True

@@ -21,6 +21,8 @@ import bisect
 import gzip
 import hashlib
 import re
+import threading
+from collections import OrderedDict
 from functools import lru_cache
 from importlib import resources
 
@@ -101,6 +103,36 @@ def count_tokens(text: str) -> int:
     return _estimate([text], len(text))
 
 
+# An attachment's share of a prompt: a fixed estimate, as files go to Poe as links and their
+# real cost depends on the bot (about what a one-megapixel image costs on Claude; a PDF or
+# other file counts the same). Usage and token-counting endpoints both use it, so they agree.
+ATTACHMENT_TOKENS = 1600
+
+# Agents send the same long system prompt and tool list with every call (and Claude Code asks
+# for counts of it dozens of times): counts of long prompt texts are kept by digest, so a
+# repeat costs one hash instead of a tokenization.
+CACHED_FROM = 2048  # characters; shorter texts are counted afresh (cheaper than hashing)
+CACHE_ENTRIES = 1024
+_counts: OrderedDict[bytes, int] = OrderedDict()
+_counts_lock = threading.Lock()  # counts also run in worker threads
+
+
+def _count_cached(text: str) -> int:
+    """The exact count of ``text`` (at most :data:`EXACT_LIMIT` characters), cached."""
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    with _counts_lock:
+        found = _counts.get(digest)
+        if found is not None:
+            _counts.move_to_end(digest)
+            return found
+    n = len(_encoding().encode_ordinary(text))
+    with _counts_lock:
+        _counts[digest] = n
+        if len(_counts) > CACHE_ENTRIES:
+            _counts.popitem(last=False)
+    return n
+
+
 def count_messages(texts: list[str]) -> int:
     """Prompt tokens of a conversation: its texts plus OpenAI's per-message framing.
 
@@ -110,7 +142,7 @@ def count_messages(texts: list[str]) -> int:
     total = sum(map(len, texts))
     if total <= EXACT_LIMIT:
         encode = _encoding().encode_ordinary
-        return framing + sum(len(encode(t)) for t in texts if t)
+        return framing + sum(_count_cached(t) if len(t) >= CACHED_FROM else len(encode(t)) for t in texts if t)
     return framing + _estimate(texts, total)
 
 

@@ -22,6 +22,7 @@ from poe2openai.engine.rate_limit import RateLimiter
 from poe2openai.engine.request_info import INFO, RequestInfo, info
 from poe2openai.engine.shared import Shared
 from poe2openai.errors import ApiError
+from poe2openai.frontends.anthropic import routes as anthropic
 from poe2openai.frontends.openai_chat import routes as openai_chat
 from poe2openai.frontends.openai_chat.models import healthz
 from poe2openai.frontends.openai_completions import routes as openai_completions
@@ -207,6 +208,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(drain)
     app.on_cleanup.append(stop)
     openai_chat.setup(app)
+    anthropic.setup(app)
     openai_responses.setup(app)
     openai_completions.setup(app)
     app.router.add_get("/healthz", healthz)

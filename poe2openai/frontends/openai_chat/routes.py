@@ -42,6 +42,7 @@ class OpenAIChat:
     def __init__(self) -> None:
         self.dialect = "openai-chat"
         self.stream_headers = SSE_HEADERS
+        self.usage_at_start = False  # usage comes in its own chunk at the end
         self.id = completion_id()
         self.created = int(time.time())
 

@@ -60,8 +60,8 @@ class ChunkEncoder:
         self.tool_calls = False  # a call was sent: the finish reason is tool_calls
         self.finished = False
 
-    def start(self) -> bytes:
-        """The role chunk; sent once, before anything else."""
+    def start(self, prompt_tokens: int | None = None) -> bytes:
+        """The role chunk; sent once, before anything else (usage comes at the end)."""
         self._started = True
         return self._delta_prefix + b'{"role":"assistant","content":""' + self._suffix
 

@@ -38,6 +38,7 @@ class OpenAICompletions:
     def __init__(self, echo: str) -> None:
         self.dialect = "openai-completions"
         self.stream_headers = SSE_HEADERS
+        self.usage_at_start = False  # usage comes with the last event
         self.id = "cmpl-" + secrets.token_hex(12)
         self.created = int(time.time())
         self.echo = echo

@@ -41,7 +41,7 @@ class CompletionEncoder:
         self._wrote = True
         return self._choice + orjson.dumps(text) + b"}]}\n\n"
 
-    def start(self) -> bytes:
+    def start(self, prompt_tokens: int | None = None) -> bytes:
         """The echoed prompt, if asked for (else nothing: a completion has no opening frame)."""
         self._started = True
         return self._text(self._echo) if self._echo else b""

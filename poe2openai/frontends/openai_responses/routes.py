@@ -62,6 +62,7 @@ class OpenAIResponses:
     def __init__(self, parsed: ResponsesBody, store: SharedResponses, owner: str) -> None:
         self.dialect = "openai-responses"
         self.stream_headers = SSE_HEADERS
+        self.usage_at_start = False  # usage comes with the last event
         self.parsed = parsed
         self.store = store
         self.owner = owner

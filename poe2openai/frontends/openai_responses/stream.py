@@ -89,7 +89,7 @@ class ResponsesEncoder:
         self.seq += 1
         return b"event: " + kind.encode() + b"\ndata: " + payload + b"\n\n"
 
-    def start(self) -> bytes:
+    def start(self, prompt_tokens: int | None = None) -> bytes:
         """``response.created`` and ``response.in_progress``; sent once, before anything else."""
         self._started = True
         snapshot = response_object(self.meta, "in_progress", [])
