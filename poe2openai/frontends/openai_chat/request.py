@@ -153,6 +153,65 @@ def _message(raw: Any, i: int) -> Message:
     return msg
 
 
+def read_stream(body: dict[str, Any]) -> tuple[bool, bool]:
+    """``stream`` and ``stream_options.include_usage`` (both OpenAI endpoints)."""
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise bad_request("stream must be true or false", "stream")
+    opts = body.get("stream_options")
+    if opts is None:
+        return stream, False
+    if not isinstance(opts, dict):
+        raise bad_request("stream_options must be an object", "stream_options")
+    flag = opts.get("include_usage", False)
+    if flag is not None and not isinstance(flag, bool):
+        raise bad_request("stream_options.include_usage must be true or false", "stream_options.include_usage")
+    return stream, bool(flag)
+
+
+def read_temperature(body: dict[str, Any]) -> float | None:
+    """``temperature``, 0 to 2."""
+    temperature = body.get("temperature")
+    if temperature is None:
+        return None
+    if not _is_number(temperature) or not 0 <= temperature <= 2:
+        raise bad_request("temperature must be a number from 0 to 2", "temperature")
+    return float(temperature)
+
+
+def read_stop(body: dict[str, Any], most: int = MAX_STOPS) -> list[str]:
+    """``stop`` as a string or a list, at most ``most`` sequences of bounded length (the
+    gateway enforces them itself)."""
+    stop_raw = body.get("stop")
+    if stop_raw is None:
+        stop: list[str] = []
+    elif isinstance(stop_raw, str):
+        stop = [stop_raw] if stop_raw else []
+    elif isinstance(stop_raw, list) and all(isinstance(s, str) for s in stop_raw):
+        stop = [s for s in stop_raw if s]
+    else:
+        raise bad_request("stop must be a string or a list of strings", "stop")
+    if len(stop) > most or any(len(s) > MAX_STOP_LENGTH for s in stop):
+        raise bad_request(f"stop takes at most {most} sequences of at most {MAX_STOP_LENGTH} characters", "stop")
+    return stop
+
+
+def read_logit_bias(body: dict[str, Any]) -> dict[str, float]:
+    """``logit_bias``: token id to a number from -100 to 100."""
+    bias_raw = body.get("logit_bias")
+    bias: dict[str, float] = {}
+    if bias_raw is not None:
+        if not isinstance(bias_raw, dict):
+            raise bad_request("logit_bias must be an object", "logit_bias")
+        for k, v in bias_raw.items():
+            if not _is_number(v) or not -100 <= v <= 100:
+                raise bad_request(f"logit_bias[{shown(k)}] must be a number from -100 to 100", "logit_bias")
+            bias[str(k)] = float(v)
+    return bias
+
+
 def parse_chat_request(body: Any) -> ChatRequest:
     """Validate a decoded JSON body."""
     if not isinstance(body, dict):
@@ -171,46 +230,10 @@ def parse_chat_request(body: Any) -> ChatRequest:
         raise bad_request("messages must not be empty", "messages")
     parsed = [_message(m, i) for i, m in enumerate(messages)]
 
-    stream = body.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise bad_request("stream must be true or false", "stream")
-    include_usage = False
-    opts = body.get("stream_options")
-    if opts is not None:
-        if not isinstance(opts, dict):
-            raise bad_request("stream_options must be an object", "stream_options")
-        flag = opts.get("include_usage", False)
-        if flag is not None and not isinstance(flag, bool):
-            raise bad_request("stream_options.include_usage must be true or false", "stream_options.include_usage")
-        include_usage = bool(flag)
-
-    temperature = body.get("temperature")
-    if temperature is not None and (not _is_number(temperature) or not 0 <= temperature <= 2):
-        raise bad_request("temperature must be a number from 0 to 2", "temperature")
-
-    stop_raw = body.get("stop")
-    if stop_raw is None:
-        stop: list[str] = []
-    elif isinstance(stop_raw, str):
-        stop = [stop_raw] if stop_raw else []
-    elif isinstance(stop_raw, list) and all(isinstance(s, str) for s in stop_raw):
-        stop = [s for s in stop_raw if s]
-    else:
-        raise bad_request("stop must be a string or a list of strings", "stop")
-    if len(stop) > MAX_STOPS or any(len(s) > MAX_STOP_LENGTH for s in stop):
-        raise bad_request(f"stop takes at most {MAX_STOPS} sequences of at most {MAX_STOP_LENGTH} characters", "stop")
-
-    bias_raw = body.get("logit_bias")
-    bias: dict[str, float] = {}
-    if bias_raw is not None:
-        if not isinstance(bias_raw, dict):
-            raise bad_request("logit_bias must be an object", "logit_bias")
-        for k, v in bias_raw.items():
-            if not _is_number(v) or not -100 <= v <= 100:
-                raise bad_request(f"logit_bias[{shown(k)}] must be a number from -100 to 100", "logit_bias")
-            bias[str(k)] = float(v)
+    stream, include_usage = read_stream(body)
+    temperature = read_temperature(body)
+    stop = read_stop(body)
+    bias = read_logit_bias(body)
 
     max_tokens = None
     for key in ("max_completion_tokens", "max_tokens"):
@@ -230,7 +253,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
         messages=parsed,
         stream=stream,
         include_usage=include_usage,
-        temperature=float(temperature) if temperature is not None else None,
+        temperature=temperature,
         stop=stop,
         logit_bias=bias,
         max_tokens=max_tokens,

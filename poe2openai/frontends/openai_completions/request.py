@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from poe2openai.conversation import CallRequest, Message, ReasoningRequest
-from poe2openai.errors import bad_request, check_nesting, shown
+from poe2openai.errors import bad_request, check_nesting
+from poe2openai.frontends.openai_chat.request import read_logit_bias, read_stop, read_stream, read_temperature
 
 MAX_MODEL_NAME = 256
 MAX_STOPS = 4
@@ -62,19 +63,6 @@ def _prompt(body: dict[str, Any]) -> str:
     return raw
 
 
-def _stop(body: dict[str, Any]) -> list[str]:
-    raw = body.get("stop")
-    if raw is None:
-        return []
-    if isinstance(raw, str):
-        return [raw] if raw else []
-    if isinstance(raw, list) and all(isinstance(s, str) for s in raw):
-        if len(raw) > MAX_STOPS:
-            raise bad_request(f"stop may hold at most {MAX_STOPS} sequences", "stop")
-        return [s for s in raw if s]
-    raise bad_request("stop must be a string or a list of strings", "stop")
-
-
 def _one(body: dict[str, Any], key: str) -> None:
     value = body.get(key)
     if value is not None and value != 1:
@@ -95,29 +83,14 @@ def parse(body: Any) -> CompletionsRequest:
     if suffix is not None and not isinstance(suffix, str):
         raise bad_request("suffix must be a string", "suffix")
 
-    stream = body.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise bad_request("stream must be true or false", "stream")
-    include_usage = False
-    opts = body.get("stream_options")
-    if opts is not None:
-        if not isinstance(opts, dict):
-            raise bad_request("stream_options must be an object", "stream_options")
-        flag = opts.get("include_usage")
-        if flag is not None and not isinstance(flag, bool):
-            raise bad_request("stream_options.include_usage must be true or false", "stream_options.include_usage")
-        include_usage = bool(flag)
+    stream, include_usage = read_stream(body)
     echo = body.get("echo", False)
     if echo is None:
         echo = False
     if not isinstance(echo, bool):
         raise bad_request("echo must be true or false", "echo")
 
-    temperature = body.get("temperature")
-    if temperature is not None and (not _is_number(temperature) or not 0 <= temperature <= 2):
-        raise bad_request("temperature must be a number from 0 to 2", "temperature")
+    temperature = read_temperature(body)
     max_tokens = body.get("max_tokens")
     if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
         raise bad_request("max_tokens must be a positive integer", "max_tokens")
@@ -127,15 +100,7 @@ def parse(body: Any) -> CompletionsRequest:
     if logprobs not in (None, 0, False):
         raise bad_request("logprobs are not offered by Poe bots", "logprobs", "unsupported_value")
 
-    bias: dict[str, float] = {}
-    raw_bias = body.get("logit_bias")
-    if raw_bias is not None:
-        if not isinstance(raw_bias, dict):
-            raise bad_request("logit_bias must be an object", "logit_bias")
-        for k, v in raw_bias.items():
-            if not _is_number(v) or not -100 <= v <= 100:
-                raise bad_request(f"logit_bias[{shown(k)}] must be a number from -100 to 100", "logit_bias")
-            bias[str(k)] = float(v)
+    bias = read_logit_bias(body)
 
     reasoning = ReasoningRequest()
     params = body.get("poe_parameters")
@@ -158,8 +123,8 @@ def parse(body: Any) -> CompletionsRequest:
         messages=messages,
         stream=stream,
         reasoning=reasoning,
-        temperature=float(temperature) if temperature is not None else None,
-        stop=_stop(body),
+        temperature=temperature,
+        stop=read_stop(body, MAX_STOPS),
         logit_bias=bias,
         max_tokens=max_tokens,
         stream_usage=include_usage,
