@@ -140,6 +140,10 @@ poe2openai demo: the gateway is talking to a built-in Poe simulator (no Poe key 
   Tool calls: send any OpenAI "tools"; the simulated bots call the first one.
   Admin page: http://{host}:{port}/admin  ({login})
 
+  Other APIs on the same port: Anthropic Messages (ANTHROPIC_BASE_URL=http://{host}:{port}
+  for Claude Code), OpenAI Responses ({base}/responses, Codex CLI) and {base}/completions.
+  Coding agents: "model": "agent-bot" follows any client's tools and writes files.
+
   Python:
     from openai import OpenAI
     client = OpenAI(base_url="{base}", api_key="demo-key")
