@@ -91,7 +91,17 @@ VARIABLES: tuple[Variable, ...] = (
         "false",
         "with gateway-held Poe keys, still let callers send their own Poe key",
     ),
-    Variable("BALANCE_CHECK_SECONDS", "300", "how often an out-of-points pool key's balance is checked"),
+    Variable("BALANCE_CHECK_SECONDS", "300", "how often the pool keys' point balances are checked"),
+    Variable(
+        "POINTS_HISTORY_SECONDS",
+        "120",
+        "how often each pool key's points history is read from Poe, to attribute spend (0: never)",
+    ),
+    Variable(
+        "POINTS_PER_USD",
+        "33333",
+        "Poe points one US dollar buys, for spend estimated from a bot's published price",
+    ),
 )
 
 
@@ -131,6 +141,8 @@ class Settings:
     poe_api_keys: tuple[str, ...] = ()
     allow_client_poe_keys: bool = False
     balance_check_seconds: float = 300.0
+    points_history_seconds: float = 120.0
+    points_per_usd: float = 33333.0
 
     @property
     def uses_default_password(self) -> bool:
@@ -290,6 +302,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         poe_api_keys=get("POE_API_KEYS", _keys),
         allow_client_poe_keys=get("ALLOW_CLIENT_POE_KEYS", _bool),
         balance_check_seconds=get("BALANCE_CHECK_SECONDS", lambda n, r: _float(n, r, 1)),
+        points_history_seconds=get("POINTS_HISTORY_SECONDS", lambda n, r: _float(n, r, 0)),
+        points_per_usd=get("POINTS_PER_USD", lambda n, r: _float(n, r, 0)),
     )
 
 

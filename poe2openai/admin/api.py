@@ -27,6 +27,7 @@ style files (nothing inline) and may not be framed; the JSON answers allow nothi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import functools
@@ -362,13 +363,35 @@ async def legacy_save(request: web.Request) -> web.Response:
     return json_response({"status": "success"})
 
 
-def _keys_view(gw: Gateway) -> dict[str, Any]:
+async def _keys_view(gw: Gateway) -> dict[str, Any]:
     team = gw.team
     now = team.clock()
+    wall = time.time()
+    usage = await asyncio.to_thread(team.ledger.key_usage, wall, team.ledger.unflushed())
+    spend = (await asyncio.to_thread(team.ledger.report, 7, wall))["pool"]
+    empty = {"requests": 0, "tokens": 0, "points": 0, "estimated_points": 0}
+    clients = []
+    for k in team.clients.all():
+        periods = usage.get(k.id, {})
+        clients.append(
+            {**k.public(), "usage": {"day": periods.get("day", empty), "month": periods.get("month", empty)}}
+        )
+    pool = []
+    for p in team.pool.keys:
+        s = spend.get(p.id, {})
+        pool.append(
+            {
+                **p.public(now),
+                "balance_checked": team.balance_checked.get(p.id),
+                "spend_7d": sum(s.get("points", [])),
+                "spend_by_bot_7d": dict(sorted(s.get("by_bot", {}).items(), key=lambda kv: -kv[1])),
+            }
+        )
     return {
         "team_mode": team.team_mode,
-        "client_keys": [k.public() for k in team.clients.all()],
-        "pool_keys": [k.public(now) for k in team.pool.keys],
+        "client_keys": clients,
+        "pool_keys": pool,
+        "history_synced": team.history_synced,
     }
 
 
@@ -377,8 +400,9 @@ def _write_failed(exc: Exception) -> ApiError:
 
 
 async def list_keys(request: web.Request) -> web.Response:
-    """Client keys and pool keys (no secret of either)."""
-    return json_response(_keys_view(request.app[GATEWAY]))
+    """Client keys with their use against budget, and pool keys with health, balance and
+    spend (no secret of either)."""
+    return json_response(await _keys_view(request.app[GATEWAY]))
 
 
 async def create_key(request: web.Request) -> web.Response:
@@ -440,7 +464,7 @@ async def remove_pool_key(request: web.Request) -> web.Response:
         await gw.team.remove_pool_key(request.match_info["id"])
     except (OSError, sqlite3.Error) as exc:
         raise _write_failed(exc) from None
-    return json_response(_keys_view(gw))
+    return json_response(await _keys_view(gw))
 
 
 async def enable_pool_key(request: web.Request) -> web.Response:
@@ -451,6 +475,32 @@ async def enable_pool_key(request: web.Request) -> web.Response:
     except (OSError, sqlite3.Error) as exc:
         raise _write_failed(exc) from None
     return json_response({"pool_key": key.public(gw.team.clock())})
+
+
+async def usage(request: web.Request) -> web.Response:
+    """``?days=N`` (1 to 400, default 30): requests, tokens and points per day, in total, per
+    client key, per model, and each pool key's spend per bot as Poe reports it."""
+    gw = request.app[GATEWAY]
+    raw = request.query.get("days", "30")
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 400:
+        raise ApiError(400, "days must be a whole number from 1 to 400", param="days", code="invalid_days")
+    await gw.team.ledger.flush()
+    body = await asyncio.to_thread(gw.team.ledger.report, int(raw), time.time())
+    team = gw.team
+    body["labels"] = {
+        **{k.id: k.label for k in team.clients.all()},
+        **{k.id: k.label for k in team.pool.keys},
+    }
+    body["history_synced"] = team.history_synced
+    body["points_per_usd"] = gw.settings.points_per_usd
+    return json_response(body)
+
+
+async def sync_usage(request: web.Request) -> web.Response:
+    """Read the pool keys' points history and balances now."""
+    gw = request.app[GATEWAY]
+    matched = await gw.team.sync_usage(gw.session)
+    return json_response({"matched": matched, "history_synced": gw.team.history_synced})
 
 
 def setup_admin(app: web.Application) -> None:
@@ -470,6 +520,8 @@ def setup_admin(app: web.Application) -> None:
     app.router.add_post("/admin/api/pool", guarded(add_pool_key))
     app.router.add_delete("/admin/api/pool/{id}", guarded(remove_pool_key))
     app.router.add_post("/admin/api/pool/{id}/enable", guarded(enable_pool_key))
+    app.router.add_get("/admin/api/usage", guarded(usage))
+    app.router.add_post("/admin/api/usage/sync", guarded(sync_usage))
     app.router.add_get("/api/admin/config", guarded(legacy_get))
     app.router.add_post("/api/admin/config", guarded(legacy_save))
     app.router.add_static("/static/", static_dir(), append_version=False)

@@ -55,6 +55,7 @@ from poe2openai.poe.bot_parameters import apply_suffix, as_flags, bot_parameters
 from poe2openai.poe.query import QueryOptions, build_query, correction, encode, poe_message
 from poe2openai.poe.source import PoeSource
 from poe2openai.team.access import Access
+from poe2openai.team.ledger import Entry, estimate
 from poe2openai.tools.prompt import render_messages
 from poe2openai.tools.xml_extract import XmlToolExtractor
 
@@ -345,6 +346,7 @@ class Call:
         self.key = key  # the Poe key of the current attempt
         self.access = access if access is not None else Access(None, own_key=key)
         self.started = time.perf_counter()
+        self.wall_started = time.time()
         settings = gw.settings
         loop = asyncio.get_running_loop()
         self.deadline = loop.time() + settings.request_timeout_seconds
@@ -407,8 +409,8 @@ class Call:
             stages.append(counted)
         if req.stream:
             stages.append(ResetReplay())
-        if counted is None and (not req.stream or req.stream_usage):
-            counted = CompletionMeter()
+        if counted is None and (not req.stream or req.stream_usage or self.access.client is not None):
+            counted = CompletionMeter()  # an issued key's requests are accounted for
             stages.append(counted)
         self._counted = counted  # counts the answer as it passes, for usage
         return stages
@@ -688,6 +690,32 @@ class Call:
     async def _stream_usage(self) -> Usage | None:
         return await self._usage() if self.req.stream_usage else None
 
+    async def ledger_entry(self) -> Entry | None:
+        """The request for the usage ledger: made with an issued key and sent to Poe."""
+        access, target = self.access, self.target
+        facts = info(self.request)
+        if access.client is None or access.lease is None or target is None or facts.bot is None:
+            return None
+        counted = self._counted
+        if counted is not None and counted.reported is not None:
+            prompt, completion = counted.reported.prompt_tokens, counted.reported.completion_tokens
+        else:
+            prompt = await self.prompt_tokens()
+            completion = counted.completion_tokens if counted is not None else 0
+        model = self.gw.catalog.lookup(target.bot)
+        return Entry(
+            ts=self.wall_started,
+            done=time.time(),
+            client_key=access.client.id,
+            pool_key=access.lease.id,
+            model=self.req.model[:256],
+            bot=target.bot.lower(),
+            status=facts.error_status or 200,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            points=estimate(model.pricing if model else None, prompt, completion, self.gw.settings.points_per_usd),
+        )
+
     def finish(self) -> None:
         """The request is over."""
         self._forget_count()
@@ -720,4 +748,6 @@ async def serve(request: web.Request, req: CallRequest, frontend: Frontend, key:
         return await call.respond()
     finally:
         gw.calls.discard(call)
+        if access.client is not None:
+            team.account(call.ledger_entry())
         call.finish()

@@ -23,6 +23,37 @@ CREATED_MAX = 10**11  # seconds: year 5138; larger "created" values are nonsense
 
 
 @dataclass(frozen=True, slots=True)
+class Price:
+    """A bot's published price in US dollars (Poe's ``pricing``: per token, per request)."""
+
+    prompt: float = 0.0
+    completion: float = 0.0
+    request: float = 0.0
+
+    def usd(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """What one request with these counts costs."""
+        return self.prompt * prompt_tokens + self.completion * completion_tokens + self.request
+
+
+def _price(raw: Any) -> Price | None:
+    """Poe's ``pricing`` object (decimal strings or null); None when it gives no usable price."""
+    if not isinstance(raw, dict):
+        return None
+    values: dict[str, float] = {}
+    for name in ("prompt", "completion", "request"):
+        v = raw.get(name)
+        if isinstance(v, bool) or v is None:
+            continue
+        try:
+            f = float(v) if isinstance(v, int | float | str) else -1.0
+        except ValueError:
+            continue
+        if 0.0 <= f < 1e6:  # finite, not negative: nonsense is left out
+            values[name] = f
+    return Price(**values) if values else None
+
+
+@dataclass(frozen=True, slots=True)
 class ModelInfo:
     """One Poe model, as we use it."""
 
@@ -32,6 +63,7 @@ class ModelInfo:
     display_name: str
     parameters: tuple[dict[str, Any], ...] = field(default=())
     supports_tools: bool = False
+    pricing: Price | None = None
 
     def as_openai(self, public_id: str | None = None) -> dict[str, Any]:
         """The OpenAI ``model`` object (``name`` is read by Open WebUI and others)."""
@@ -65,6 +97,7 @@ def _model_info(raw: dict[str, Any]) -> ModelInfo:
         display_name=display if isinstance(display, str) and display else raw["id"],
         parameters=tuple(p for p in params if isinstance(p, dict)) if isinstance(params, list) else (),
         supports_tools=isinstance(features, list) and "tools" in features,
+        pricing=_price(raw.get("pricing")),
     )
 
 

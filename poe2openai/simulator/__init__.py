@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import re
 import time
+import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,6 +93,8 @@ def error(t: str, allow_retry: bool = False, error_type: str | None = None) -> E
 
 
 DONE = Event("done", {})
+DEFAULT_COST = 20  # points a query costs when Simulator.query_costs does not say
+HISTORY_KEPT = 10_000  # rows of points history kept per key (Poe keeps 30 days)
 
 
 def texts(*parts: str) -> list[Step]:
@@ -125,6 +128,7 @@ MODELS: list[dict[str, Any]] = [
         "id": "claude-sonnet-4.5",
         "owned_by": "Anthropic",
         "display": "Claude-Sonnet-4.5",
+        "pricing": {"prompt": "0.0000026", "completion": "0.000013", "image": None, "request": None},
         "parameters": [
             {
                 "name": "thinking_budget",
@@ -138,6 +142,7 @@ MODELS: list[dict[str, Any]] = [
         "id": "gpt-5",
         "owned_by": "OpenAI",
         "display": "GPT-5",
+        "pricing": {"prompt": "0.0000011", "completion": "0.0000090", "image": None, "request": None},
         "parameters": [
             {
                 "name": "reasoning_effort",
@@ -165,7 +170,13 @@ MODELS: list[dict[str, Any]] = [
         "display": "DeepSeek-R1",
         "parameters": [{"name": "enable_thinking", "schema": {"type": "boolean"}, "default_value": True}],
     },
-    {"id": "gpt-4o-mini", "owned_by": "OpenAI", "display": "GPT-4o-Mini", "parameters": []},
+    {
+        "id": "gpt-4o-mini",
+        "owned_by": "OpenAI",
+        "display": "GPT-4o-Mini",
+        "pricing": {"prompt": "0.00000014", "completion": "0.00000054", "image": None, "request": None},
+        "parameters": [],
+    },
     {
         "id": "nano-banana",
         "owned_by": "Google",
@@ -360,6 +371,7 @@ class Simulator:
         self._key_scripts: dict[str, deque[Script]] = defaultdict(deque)
         self.balances: dict[str, int] = {}  # points per key; a key not listed has 1000
         self.points_history: dict[str, list[dict[str, Any]]] = {}  # per key, newest first
+        self.query_costs: dict[str, int] = {}  # points a query to a bot costs (others: DEFAULT_COST)
         self.balance_calls: list[str] = []  # keys whose balance was asked
         self.behaviours: dict[str, Callable[[dict[str, Any]], list[Step]]] = {}
         self.base_url = ""
@@ -434,7 +446,24 @@ class Simulator:
                     {"error": {"message": f"Bot does not exist: {name}", "type": "not_found_error"}}, status=404
                 )
             script = Script(steps)
+        if not (script.steps and isinstance(script.steps[0], HttpError)):
+            self._charge(self._authorised(request) or "", name)
         return await self._stream(request, script)
+
+    def _charge(self, key: str, bot: str) -> None:
+        """Poe charges the query to the key: its balance and its points history."""
+        cost = self.query_costs.get(bot, DEFAULT_COST)
+        self.balances[key] = max(0, self.balances.get(key, 1000) - cost)
+        row = {
+            "creation_time": int(time.time() * 1_000_000),
+            "bot_name": bot,
+            "query_id": "q-" + uuid.uuid4().hex[:16],
+            "usage_type": "API",
+            "cost_points": cost,
+        }
+        rows = self.points_history.setdefault(key, [])
+        rows.insert(0, row)
+        del rows[HISTORY_KEPT:]
 
     def _behaviour(self, name: str, body: dict[str, Any], request: web.Request) -> list[Step] | None:
         if name in self.behaviours:
@@ -548,6 +577,7 @@ class Simulator:
                 "root": m["id"],
                 "metadata": {"display_name": m["display"], "url": f"https://poe.com/{m['id']}"},
                 "parameters": m["parameters"],
+                "pricing": m.get("pricing"),
             }
             for m in MODELS
         ]

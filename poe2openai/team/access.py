@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,9 @@ import aiohttp
 
 from poe2openai.errors import ApiError
 from poe2openai.settings import Settings
+from poe2openai.team import poe_usage
 from poe2openai.team.keys import PREFIX, ClientKey, ClientKeys
+from poe2openai.team.ledger import Entry, Ledger, next_day, next_month
 from poe2openai.team.pool import Pool, PoolKey, key_id
 from poe2openai.team.store import Store
 
@@ -52,6 +54,32 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, message, type="authentication_error", code="invalid_api_key")
 
 
+FLUSH_SECONDS = 1.0
+TOTALS_SECONDS = 5.0  # how often other processes' spend is read when this one records none
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
+
+
+def over_budget(client: ClientKey, today: int, month: int, now: float) -> ApiError | None:
+    """The 402 for a key whose daily or monthly budget is used up, naming it and its reset."""
+    for budget, spent, period, reset in (
+        (client.budget_day, today, "daily", next_day(now)),
+        (client.budget_month, month, "monthly", next_month(now)),
+    ):
+        if budget is not None and spent >= budget:
+            return ApiError(
+                402,
+                f"This API key's {period} budget of {budget:,} Poe points is used up ({spent:,} spent); "
+                f"it resets at {_utc(reset)}",
+                type="insufficient_quota",
+                code="budget_exceeded",
+                headers={"x-should-retry": "false"},
+            )
+    return None
+
+
 class Team:
     """Client keys, the pool, and the background balance checks."""
 
@@ -60,11 +88,15 @@ class Team:
         self.store = store
         self.clock = clock
         self.clients = ClientKeys(store)
+        self.ledger = Ledger(store)
         self.pool = Pool(PoolKey(key_id(s), "POE_API_KEYS", s, "env") for s in settings.poe_api_keys)
         self._load_pool()
         store.changed()  # what was just read is current
-        self._checker: asyncio.Task[None] | None = None
+        self._loops: list[asyncio.Task[None]] = []
         self._writes: set[asyncio.Future[Any]] = set()
+        self.balance_checked: dict[str, float] = {}  # pool key id → Unix time of its last balance
+        self.history_synced: float | None = None  # Unix time of the last points-history sync
+        self._totals_read = 0.0
 
     def _load_pool(self) -> None:
         rows = {row["id"]: row for row in self.store.rows("SELECT * FROM pool_keys ORDER BY added")}
@@ -106,7 +138,7 @@ class Team:
     def authorize(self, token: str, model: str | None) -> Access:
         """The caller's access for ``model`` (None: no model yet, e.g. ``/v1/models``).
 
-        Raises the 401/403/429 a refused caller gets."""
+        Raises the 401/402/403/429 a refused caller gets."""
         self.refresh()
         client = self.clients.find(token) if token.startswith(PREFIX) else None
         if client is None:
@@ -129,6 +161,11 @@ class Team:
                     code="model_not_allowed",
                     param="model",
                 )
+            if client.budget_day is not None or client.budget_month is not None:
+                today, month = self.ledger.spent(client.id, wall)
+                refusal = over_budget(client, today, month, wall)
+                if refusal is not None:
+                    raise refusal
             wait = self.clients.admit(client, self.clock())
             if wait is not None:
                 seconds = max(1, math.ceil(wait))
@@ -199,48 +236,102 @@ class Team:
 
     # --- balances -----------------------------------------------------------------------
 
-    async def check_balances(self, session: aiohttp.ClientSession) -> None:
-        """Ask Poe for the balance of each key out of points; a key with points is used again."""
+    async def check_balances(self, session: aiohttp.ClientSession, every_key: bool = False) -> None:
+        """Ask Poe for the balance of each key out of points (``every_key``: of every usable
+        key, for the admin page); a key with points is used again."""
         base = self.settings.poe_base_url.rstrip("/")
         for key in list(self.pool.keys):
-            if not key.out_of_points or key.disabled is not None:
+            if key.disabled is not None or not (key.out_of_points or every_key):
                 continue
             try:
-                async with session.get(
-                    f"{base}/usage/current_balance",
-                    headers={"Authorization": f"Bearer {key.secret}"},
-                    timeout=aiohttp.ClientTimeout(total=30),
-                ) as resp:
-                    if resp.status == 401:
-                        key.disabled = "Poe rejected the key (401)"
-                        continue
-                    if resp.status != 200:
-                        continue
-                    data = await resp.json(content_type=None)
+                found = await poe_usage.balance(session, base, key.secret)
+            except poe_usage.KeyRejected:
+                key.disabled = "Poe rejected the key (401)"
+                continue
             except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
                 log.info("balance check of %s failed: %s", key.id, type(exc).__name__)
                 continue
-            balance = data.get("current_point_balance") if isinstance(data, dict) else None
-            if isinstance(balance, int) and not isinstance(balance, bool):
-                key.balance = balance
-                if balance > 0:
-                    key.out_of_points = False
-                    log.info("pool key %s (%s) has points again", key.id, key.label)
+            if found is None:
+                continue
+            key.balance = found
+            self.balance_checked[key.id] = time.time()
+            if found > 0 and key.out_of_points:
+                key.out_of_points = False
+                log.info("pool key %s (%s) has points again", key.id, key.label)
+
+    # --- usage --------------------------------------------------------------------------
+
+    def account(self, entry: Awaitable[Entry | None]) -> None:
+        """Record a finished request once ``entry`` (an awaitable of an :class:`Entry`, or of
+        None for nothing to record) is ready; counting a big prompt may take a thread."""
+
+        async def record() -> None:
+            done = await entry
+            if done is not None:
+                self.ledger.add(done)
+
+        fut = asyncio.ensure_future(record())
+        self._writes.add(fut)
+        fut.add_done_callback(self._writes.discard)
+
+    async def sync_usage(self, session: aiohttp.ClientSession) -> int:
+        """Commit the ledger, then read each pool key's new points history and match it to
+        the requests it paid for; also refresh every key's balance. The requests matched."""
+        await self.ledger.flush()
+        base = self.settings.poe_base_url.rstrip("/")
+        matched = 0
+        for key in list(self.pool.keys):
+            if key.disabled is not None:
+                continue
+            now = time.time()
+            try:
+                since = await asyncio.to_thread(self.ledger.history_since, key.id, now)
+                rows = await poe_usage.history(session, base, key.secret, since)
+                _new, found = await asyncio.to_thread(self.ledger.apply_history, key.id, rows, now)
+                matched += found
+            except poe_usage.KeyRejected:
+                continue  # the next query or balance check disables it
+            except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+                log.info("points history of %s could not be read: %s", key.id, type(exc).__name__)
+        await self.check_balances(session, every_key=True)
+        await self.ledger.flush()  # the totals now include the matched costs
+        self.history_synced = time.time()
+        return matched
 
     def start(self, session: aiohttp.ClientSession) -> None:
-        """Check balances in the background every ``BALANCE_CHECK_SECONDS``."""
+        """Background work: balance checks every ``BALANCE_CHECK_SECONDS``, the points history
+        every ``POINTS_HISTORY_SECONDS``, ledger commits every second."""
+        settings = self.settings
 
-        async def loop() -> None:
+        async def every(seconds: float, job: Callable[[], Any]) -> None:
             while True:
-                await asyncio.sleep(self.settings.balance_check_seconds)
-                await self.check_balances(session)
+                await asyncio.sleep(seconds)
+                try:
+                    await job()
+                except (OSError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                    log.warning("team background job failed: %s", exc)
 
-        self._checker = asyncio.ensure_future(loop())
+        async def flush() -> None:
+            if self.ledger.pending or time.monotonic() - self._totals_read >= TOTALS_SECONDS:
+                self._totals_read = time.monotonic()
+                await self.ledger.flush()
+
+        async def history() -> None:
+            if self.team_mode:
+                await self.sync_usage(session)
+
+        self._loops.append(
+            asyncio.ensure_future(every(settings.balance_check_seconds, lambda: self.check_balances(session)))
+        )
+        self._loops.append(asyncio.ensure_future(every(FLUSH_SECONDS, flush)))
+        if settings.points_history_seconds > 0:
+            self._loops.append(asyncio.ensure_future(every(settings.points_history_seconds, history)))
 
     async def close(self) -> None:
-        """Stop the checks, finish the writes, close the file."""
-        if self._checker is not None:
-            self._checker.cancel()
+        """Stop the background work, finish the writes, commit the ledger, close the file."""
+        for task in self._loops:
+            task.cancel()
         if self._writes:
             await asyncio.wait(self._writes)
+        await self.ledger.flush()
         await asyncio.to_thread(self.store.close)

@@ -49,6 +49,8 @@ class ClientKey:
     models: tuple[str, ...] = ()  # names or fnmatch patterns, any case; empty: every model
     rpm: int | None = None
     revoked: float | None = None
+    budget_day: int | None = None  # Poe points per UTC day
+    budget_month: int | None = None  # Poe points per UTC calendar month
 
     def allows(self, model: str) -> bool:
         """Whether this key may use ``model``."""
@@ -65,6 +67,8 @@ class ClientKey:
             "models": list(self.models),
             "rpm": self.rpm,
             "revoked": self.revoked,
+            "budget_day": self.budget_day,
+            "budget_month": self.budget_month,
         }
 
 
@@ -78,6 +82,8 @@ def _row(row: Any) -> ClientKey:
         models=tuple(orjson.loads(row["models"])),
         rpm=row["rpm"],
         revoked=row["revoked"],
+        budget_day=row["budget_day"],
+        budget_month=row["budget_month"],
     )
 
 
@@ -86,10 +92,11 @@ def _field_error(param: str, message: str) -> ApiError:
 
 
 def read_fields(body: Any, partial: bool) -> dict[str, Any]:
-    """Validated ``label``, ``expires`` (Unix seconds or null), ``models`` and ``rpm``."""
+    """Validated ``label``, ``expires`` (Unix seconds or null), ``models``, ``rpm``, ``budget_day``
+    and ``budget_month`` (Poe points, or null)."""
     if not isinstance(body, dict):
         raise ApiError(400, "The body must be a JSON object", code="invalid_key_field")
-    unknown = set(body) - {"label", "expires", "models", "rpm"}
+    unknown = set(body) - {"label", "expires", "models", "rpm", "budget_day", "budget_month"}
     if unknown:
         raise _field_error(sorted(unknown)[0], f"Unknown field {sorted(unknown)[0]!r}")
     out: dict[str, Any] = {}
@@ -115,6 +122,14 @@ def read_fields(body: Any, partial: bool) -> dict[str, Any]:
         if rpm is not None and (isinstance(rpm, bool) or not isinstance(rpm, int) or rpm < 1):
             raise _field_error("rpm", "rpm must be a whole number of requests per minute (at least 1), or null")
         out["rpm"] = rpm
+    for name in ("budget_day", "budget_month"):
+        if name in body:
+            budget = body[name]
+            if budget is not None and (
+                isinstance(budget, bool) or not isinstance(budget, int) or not 0 <= budget <= 10**12
+            ):
+                raise _field_error(name, f"{name} must be a whole number of Poe points (0 or more), or null")
+            out[name] = budget
     return out
 
 
@@ -189,22 +204,44 @@ class ClientKeys:
             expires=fields.get("expires"),
             models=fields.get("models", ()),
             rpm=fields.get("rpm"),
+            budget_day=fields.get("budget_day"),
+            budget_month=fields.get("budget_month"),
         )
         await self.store.run(
             self.store.execute,
-            "INSERT INTO client_keys (id, label, hash, created, expires, models, rpm) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (key.id, key.label, key.hash, key.created, key.expires, orjson.dumps(list(key.models)).decode(), key.rpm),
+            "INSERT INTO client_keys (id, label, hash, created, expires, models, rpm, budget_day, budget_month)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key.id,
+                key.label,
+                key.hash,
+                key.created,
+                key.expires,
+                orjson.dumps(list(key.models)).decode(),
+                key.rpm,
+                key.budget_day,
+                key.budget_month,
+            ),
         )
         self._keep(key)
         return key, token
 
     async def edit(self, key_id: str, fields: dict[str, Any]) -> ClientKey:
-        """Change a key's label, expiry, models or cap."""
+        """Change a key's label, expiry, models, cap or budgets."""
         key = replace(self.get(key_id), **fields)
         await self.store.run(
             self.store.execute,
-            "UPDATE client_keys SET label = ?, expires = ?, models = ?, rpm = ? WHERE id = ?",
-            (key.label, key.expires, orjson.dumps(list(key.models)).decode(), key.rpm, key.id),
+            "UPDATE client_keys SET label = ?, expires = ?, models = ?, rpm = ?, budget_day = ?, budget_month = ?"
+            " WHERE id = ?",
+            (
+                key.label,
+                key.expires,
+                orjson.dumps(list(key.models)).decode(),
+                key.rpm,
+                key.budget_day,
+                key.budget_month,
+                key.id,
+            ),
         )
         self._keep(key)
         return key

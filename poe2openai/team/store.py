@@ -1,4 +1,4 @@
-"""The team's records in SQLite (``CONFIG_DIR/poe2openai.sqlite3``): client keys and pool keys.
+"""The team's records in SQLite (``CONFIG_DIR/poe2openai.sqlite3``): client keys, pool keys, usage.
 
 The file is created on the first write, so a gateway in pass-through mode leaves no trace in
 ``CONFIG_DIR``. One connection, used by one thread at a time under a lock; the async methods run it in a
@@ -40,6 +40,58 @@ MIGRATIONS: tuple[str, ...] = (
         secret TEXT NOT NULL UNIQUE,
         added REAL NOT NULL,
         disabled TEXT
+    );
+    """,
+    # budgets, and the usage ledger (see poe2openai.team.ledger)
+    """
+    ALTER TABLE client_keys ADD COLUMN budget_day INTEGER;
+    ALTER TABLE client_keys ADD COLUMN budget_month INTEGER;
+    CREATE TABLE requests (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        done REAL NOT NULL,
+        client_key TEXT NOT NULL,
+        pool_key TEXT NOT NULL,
+        model TEXT NOT NULL,
+        bot TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        points INTEGER NOT NULL,
+        estimated INTEGER NOT NULL,
+        query_id TEXT
+    );
+    CREATE INDEX requests_by_time ON requests (ts);
+    CREATE INDEX requests_unmatched ON requests (pool_key, bot, ts) WHERE estimated = 1;
+    CREATE TABLE daily (
+        day TEXT NOT NULL,
+        client_key TEXT NOT NULL,
+        pool_key TEXT NOT NULL,
+        model TEXT NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0,
+        errors INTEGER NOT NULL DEFAULT 0,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        points INTEGER NOT NULL DEFAULT 0,
+        estimated_points INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, client_key, pool_key, model)
+    );
+    CREATE TABLE poe_queries (
+        query_id TEXT PRIMARY KEY,
+        pool_key TEXT NOT NULL,
+        time REAL NOT NULL,
+        bot TEXT NOT NULL,
+        cost INTEGER NOT NULL,
+        matched INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX poe_queries_unmatched ON poe_queries (pool_key, time) WHERE matched = 0;
+    CREATE TABLE pool_spend (
+        pool_key TEXT NOT NULL,
+        day TEXT NOT NULL,
+        bot TEXT NOT NULL,
+        points INTEGER NOT NULL DEFAULT 0,
+        queries INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (pool_key, day, bot)
     );
     """,
 )
@@ -131,11 +183,27 @@ class Store:
                 raise
             return changed
 
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` with the connection inside one transaction (all of it, or none)."""
+        with self._lock:
+            db = self._open()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(db)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return result
+
     def rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         """The rows of a query."""
         with self._lock:
             if self._conn is None:
-                return []  # no file yet: nothing stored
+                if not self.path.exists():
+                    return []  # no file yet: nothing stored
+                self._open()  # another process created it
+            assert self._conn is not None
             return list(self._conn.execute(sql, args).fetchall())
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
