@@ -17,12 +17,13 @@ import pytest
 from poe2openai.errors import ApiError
 from poe2openai.poe.catalog import Price
 from poe2openai.settings import Settings
-from poe2openai.simulator import Simulator
+from poe2openai.simulator import HttpError, Simulator
 from poe2openai.team.access import Team
 from poe2openai.team.ledger import DAY, Entry, HistoryRow, Ledger, day_of, estimate, parse_history
 from poe2openai.team.store import FILE_NAME, Store
 
-from .test_team import POOL, admin, chat, issue
+from .test_metrics import samples, value
+from .test_team import ADMIN, POOL, admin, chat, issue
 
 
 @pytest.fixture
@@ -265,3 +266,22 @@ def test_ledger_rows_survive_kill_9_during_a_burst(tmp_path: Path) -> None:
     total = store.rows("SELECT SUM(requests) AS n FROM daily")[0]["n"]
     store.close()
     assert committed[-1] >= 500 and rows >= committed[-1] and rows == total  # detail and roll-up agree
+
+
+async def test_pool_keys_in_the_metrics(
+    start_gateway: Callable[[Settings], Any], settings: Settings, sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    gw = await start_gateway(settings.replace(poe_api_keys=POOL[:2]))
+    sim.query_costs["gpt-4o-mini"] = 9
+    sim.script_for_key(POOL[0], [HttpError(401, {"error": {"message": "Invalid API key"}})])
+    _, token = await issue(http, gw)
+    assert (await chat(http, gw, token))[0] == 200  # served by the second key
+    await sync(http, gw)
+    async with http.get(gw.url + "/metrics", headers=ADMIN) as r:
+        found = samples(await r.text())
+    ids = [k.id for k in gw.gateway.team.pool.keys]
+    assert value(found, "poe2openai_pool_key_healthy", key=ids[0]) == 0
+    assert value(found, "poe2openai_pool_key_healthy", key=ids[1]) == 1
+    assert value(found, "poe2openai_pool_key_balance_points", key=ids[1]) == 1000 - 9
+    assert value(found, "poe2openai_pool_points_spent_total", key=ids[1]) == 9
+    assert not any(secret in str(found) for secret in POOL)

@@ -19,7 +19,9 @@ from poe2openai.errors import ApiError
 
 
 async def _exposition(request: web.Request) -> web.Response:
-    body = request.app[GATEWAY].metrics.exposition()
+    gw = request.app[GATEWAY]
+    gw.metrics.pool.keys = await gw.team.pool_metrics()
+    body = gw.metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})
 
 

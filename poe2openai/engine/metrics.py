@@ -15,17 +15,20 @@ multiprocess mode: when ``PROMETHEUS_MULTIPROC_DIR`` is set before the first imp
 ``prometheus_client`` (the gunicorn launcher sets it), every process writes its values to
 files there and ``/metrics`` in any worker sums them.
 
-Seam for the key pool (not built yet): pool key health and points spent belong here as
-``poe2openai_pool_key_healthy{key}`` (gauge, key = a short non-secret key id) and
-``poe2openai_pool_points_spent_total{key}`` (counter), set by the pool when a key changes state.
+The key pool (team mode) shows as ``poe2openai_pool_key_healthy{key}``,
+``poe2openai_pool_key_balance_points{key}`` and ``poe2openai_pool_points_spent_total{key}``
+(``key``: the pool key's id, never the key), read from the pool and the ledger when scraped.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from poe2openai.engine.request_info import RequestInfo
 from poe2openai.engine.traffic import FolderShare, Traffic
@@ -38,6 +41,31 @@ _OVERHEAD = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 def multiprocess_dir() -> str | None:
     """The folder of multiprocess mode, when several processes share the metrics."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class PoolCollector(Collector):
+    """The pool keys as last read (:attr:`keys`: id, healthy, balance, points spent)."""
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[str, bool, int | None, int]] = []
+
+    def collect(self) -> Iterator[Metric]:
+        """The three pool families."""
+        healthy = GaugeMetricFamily(
+            "poe2openai_pool_key_healthy", "Whether a pool key takes requests now (1) or not (0)", labels=["key"]
+        )
+        balance = GaugeMetricFamily(
+            "poe2openai_pool_key_balance_points", "A pool key's point balance at its last check", labels=["key"]
+        )
+        spent = CounterMetricFamily(
+            "poe2openai_pool_points_spent", "Points a pool key spent, as its points history reports", labels=["key"]
+        )
+        for key, ok, points, used in self.keys:
+            healthy.add_metric([key], 1.0 if ok else 0.0)
+            if points is not None:
+                balance.add_metric([key], float(points))
+            spent.add_metric([key], float(used))
+        yield from (healthy, balance, spent)
 
 
 class Metrics:
@@ -109,6 +137,8 @@ class Metrics:
         self.cache_bytes = Counter(
             "poe2openai_attachment_uploaded_bytes", "Bytes of the attachments uploaded to Poe", registry=reg
         )
+        self.pool = PoolCollector()
+        reg.register(self.pool)
         self.traffic = Traffic()  # the admin page's last hour
         folder = multiprocess_dir()
         # several workers without Redis: their traffic meets in the metrics' folder
@@ -167,4 +197,5 @@ class Metrics:
             return generate_latest(self.registry)
         merged = CollectorRegistry()
         MultiProcessCollector(merged, path=folder)  # type: ignore[no-untyped-call]
+        merged.register(self.pool)  # every worker holds the same keys: this one's view
         return generate_latest(merged)

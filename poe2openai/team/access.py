@@ -259,6 +259,14 @@ class Team:
                 key.out_of_points = False
                 log.info("pool key %s (%s) has points again", key.id, key.label)
 
+    async def pool_metrics(self) -> list[tuple[str, bool, int | None, int]]:
+        """Each pool key's id, health, balance and points spent (Poe's history), for /metrics."""
+        if not self.team_mode:
+            return []
+        spent = await asyncio.to_thread(self.ledger.pool_spent)
+        now = self.clock()
+        return [(k.id, k.usable(now), k.balance, spent.get(k.id, 0)) for k in self.pool.keys]
+
     # --- usage --------------------------------------------------------------------------
 
     def account(self, entry: Awaitable[Entry | None]) -> None:

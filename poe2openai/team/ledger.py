@@ -332,6 +332,11 @@ class Ledger:
 
     # --- reports ------------------------------------------------------------------------
 
+    def pool_spent(self) -> dict[str, int]:
+        """Points each pool key spent over the days kept, as Poe's history reports. Blocking."""
+        rows = self.store.rows("SELECT pool_key, SUM(points) AS points FROM pool_spend GROUP BY pool_key")
+        return {r["pool_key"]: int(r["points"]) for r in rows}
+
     def unflushed(self) -> list[Entry]:
         """The entries not committed yet (a copy, for :meth:`key_usage`)."""
         return [*self._flushing, *self._pending]
