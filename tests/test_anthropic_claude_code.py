@@ -10,15 +10,19 @@ Claude Code is pinned in ``.ci/agents/package.json`` (``make agents``); the test
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 
+from poe2openai.settings import Settings
 from poe2openai.simulator import ANSWER_PREFIX, Simulator, Step, agent, agent_answer, text
 
 from .agent_cli import BIN_DIR, Run, Sandbox, run_cli, sandbox, unavailable
 from .conftest import Running
+from .test_team import admin, issue
 
 TASK = "create hello.txt containing exactly: hello from poe"
 FILE, CONTENT = "hello.txt", "hello from poe"
@@ -43,11 +47,11 @@ def need_claude_code() -> None:
         pytest.skip(reason)
 
 
-async def claude_code(gw: Running, box: Sandbox, model: str, prompt: str) -> Run:
+async def claude_code(gw: Running, box: Sandbox, model: str, prompt: str, key: str = KEY) -> Run:
     """``claude -p`` with the gateway as its Anthropic API, the key as ``x-api-key``."""
     env = {
         "ANTHROPIC_BASE_URL": box.base_url,
-        "ANTHROPIC_API_KEY": KEY,
+        "ANTHROPIC_API_KEY": key,
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
     }
     argv = ["claude", "-p", prompt, "--model", model, "--allowedTools", "Write,Read"]
@@ -138,3 +142,31 @@ async def test_claude_code_shows_the_gateways_error_for_an_unknown_model(gw: Run
     assert error["type"] == "error" and error["error"]["type"] == "not_found_error"
     assert run.returncode != 0 and not run.timed_out, run.describe()
     assert "no-such-model" in run.output, run.describe()
+
+
+async def test_teammates_use_claude_code_with_issued_keys_and_the_page_shows_who_spent_what(
+    start_gateway: Callable[[Settings], Any], settings: Settings, sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    need_claude_code()
+    gw = await start_gateway(settings.replace(poe_api_keys=("team-poe-key",)))
+    sim.query_costs[agent.AGENT_BOT] = 40
+    alice_id, alice = await issue(http, gw, label="alice", models=["agent-*"], budget_month=100_000)
+    bob_id, bob = await issue(http, gw, label="bob", models=["agent-*"], budget_month=30)
+    with sandbox() as box:
+        run = await claude_code(gw, box, agent.AGENT_BOT, TASK, key=alice)
+        wrote_exactly(run)
+    assert {r.headers["Authorization"] for r in sim.requests} == {"Bearer team-poe-key"}
+    with sandbox() as box:  # bob's first task spends more than his budget...
+        wrote_exactly(await claude_code(gw, box, agent.AGENT_BOT, TASK, key=bob))
+    status, body = await admin(http, gw, "POST", "/admin/api/usage/sync")
+    assert status == 200 and body["matched"] >= 4  # each turn of each task found in Poe's history
+    with sandbox() as box:  # ...so his next one stops at once, with the reason shown
+        run = await claude_code(gw, box, agent.AGENT_BOT, QUESTION, key=bob)
+    assert run.returncode != 0 and not run.timed_out, run.describe()
+    assert [ex.status for ex in run.wire.chats("/messages")] == [402], run.describe()
+    assert "monthly budget of 30 Poe points" in run.output, run.describe()
+    _, listing = await admin(http, gw, "GET", "/admin/api/keys")
+    spent = {k["label"]: k["usage"]["month"] for k in listing["client_keys"]}
+    assert spent["alice"]["requests"] >= 2 and spent["alice"]["points"] == 40 * spent["alice"]["requests"]
+    assert spent["bob"]["points"] >= 80 and spent["bob"]["estimated_points"] == 0
+    assert {alice_id, bob_id} == {k["id"] for k in listing["client_keys"]}
