@@ -387,6 +387,43 @@ async def test_workers_sharing_the_file_see_each_others_changes(team: Settings) 
         await two.close()
 
 
+async def test_the_admin_api_of_one_worker_sees_what_another_changed(
+    start_gateway: Callable[[Settings], Any], team: Settings, http: aiohttp.ClientSession
+) -> None:
+    one, two = await start_gateway(team), await start_gateway(team)  # two workers on one CONFIG_DIR
+    key_id, _ = await issue(http, one)
+    _, listing = await admin(http, two, "GET", "/admin/api/keys")
+    assert [k["id"] for k in listing["client_keys"]] == [key_id]
+    _, report = await admin(http, two, "GET", "/admin/api/usage?days=1")
+    assert report["labels"][key_id] == "alice"
+    status, body = await admin(http, two, "PATCH", f"/admin/api/keys/{key_id}", {"rpm": 5})
+    assert status == 200, body
+    status, body = await admin(http, one, "DELETE", f"/admin/api/keys/{key_id}")
+    assert status == 200 and body["key"]["rpm"] == 5 and body["key"]["revoked"] is not None
+    status, body = await admin(http, one, "POST", "/admin/api/pool", {"key": "poe-secret-9", "label": "team"})
+    assert status == 201
+    pool_id = body["pool_key"]["id"]
+    assert (await admin(http, two, "POST", "/admin/api/pool", {"key": "poe-secret-9"}))[0] == 409
+    status, body = await admin(http, two, "DELETE", f"/admin/api/pool/{pool_id}")
+    assert status == 200 and [k["source"] for k in body["pool_keys"]] == ["env"]
+    _, listing = await admin(http, one, "GET", "/admin/api/keys")
+    assert [k["id"] for k in listing["pool_keys"]] == [k["id"] for k in body["pool_keys"]]
+    assert listing["client_keys"][0]["status"] == "revoked"
+
+
+async def test_key_listing_says_whether_each_key_is_active_expired_or_revoked(
+    start_gateway: Callable[[Settings], Any], team: Settings, http: aiohttp.ClientSession
+) -> None:
+    gw = await start_gateway(team)
+    active, _ = await issue(http, gw, expires=time.time() + 3600)
+    expired, _ = await issue(http, gw, expires=time.time() - 1)
+    revoked, _ = await issue(http, gw, expires=time.time() - 1)
+    await admin(http, gw, "DELETE", f"/admin/api/keys/{revoked}")
+    _, listing = await admin(http, gw, "GET", "/admin/api/keys")
+    status = {k["id"]: k["status"] for k in listing["client_keys"]}
+    assert status == {active: "active", expired: "expired", revoked: "revoked"}  # by the gateway's clock
+
+
 async def test_every_dialect_goes_through_the_same_access(
     start_gateway: Callable[[Settings], Any], team: Settings, sim: Simulator, http: aiohttp.ClientSession
 ) -> None:

@@ -10,6 +10,8 @@
   (the token only in the answer to the ``POST``); ``POST /admin/api/pool``,
   ``DELETE /admin/api/pool/{id}``, ``POST /admin/api/pool/{id}/enable``: the pool's Poe keys
   (never shown back).
+- ``GET /admin/api/usage?days=N``, ``POST /admin/api/usage/sync``: the usage ledger per day,
+  and a sync with Poe's points history now.
 
 Every admin route first checks ``Host`` (DNS rebinding: a page on a name the attacker
 controls, re-pointed at this gateway, is same-origin with it, so ``Origin`` proves nothing).
@@ -55,7 +57,7 @@ from poe2openai.engine.http import error_response, json_response, read_json
 from poe2openai.engine.models_yaml import CONFIG_LABEL, ConfigError, as_plain
 from poe2openai.errors import ApiError
 from poe2openai.settings import Settings, normalize_host
-from poe2openai.team.keys import read_fields
+from poe2openai.team.keys import ClientKey, read_fields
 
 ADMIN_PREFIXES = ("/admin", "/api/admin")
 _REALM = 'Basic realm="poe2openai admin", charset="UTF-8"'
@@ -363,6 +365,22 @@ async def legacy_save(request: web.Request) -> web.Response:
     return json_response({"status": "success"})
 
 
+def _team(request: web.Request) -> Gateway:
+    """The gateway, its team records re-read when another worker process changed them (each
+    process holds its own copy; the page may reach any of them)."""
+    gw = request.app[GATEWAY]
+    gw.team.refresh()
+    return gw
+
+
+def _status(key: ClientKey, wall: float) -> str:
+    if key.revoked is not None:
+        return "revoked"
+    if key.expires is not None and wall >= key.expires:
+        return "expired"
+    return "active"
+
+
 async def _keys_view(gw: Gateway) -> dict[str, Any]:
     team = gw.team
     now = team.clock()
@@ -374,7 +392,11 @@ async def _keys_view(gw: Gateway) -> dict[str, Any]:
     for k in team.clients.all():
         periods = usage.get(k.id, {})
         clients.append(
-            {**k.public(), "usage": {"day": periods.get("day", empty), "month": periods.get("month", empty)}}
+            {
+                **k.public(),
+                "status": _status(k, wall),
+                "usage": {"day": periods.get("day", empty), "month": periods.get("month", empty)},
+            }
         )
     pool = []
     for p in team.pool.keys:
@@ -402,12 +424,12 @@ def _write_failed(exc: Exception) -> ApiError:
 async def list_keys(request: web.Request) -> web.Response:
     """Client keys with their use against budget, and pool keys with health, balance and
     spend (no secret of either)."""
-    return json_response(await _keys_view(request.app[GATEWAY]))
+    return json_response(await _keys_view(_team(request)))
 
 
 async def create_key(request: web.Request) -> web.Response:
     """Issue a client key; the answer is the only place its token appears."""
-    gw = request.app[GATEWAY]
+    gw = _team(request)
     fields = read_fields(await read_json(request, 1 << 16), partial=False)
     try:
         key, token = await gw.team.clients.create(fields)
@@ -418,7 +440,7 @@ async def create_key(request: web.Request) -> web.Response:
 
 async def edit_key(request: web.Request) -> web.Response:
     """Change a client key's label, expiry, models or cap."""
-    gw = request.app[GATEWAY]
+    gw = _team(request)
     key_id = request.match_info["id"]
     gw.team.clients.get(key_id)
     fields = read_fields(await read_json(request, 1 << 16), partial=True)
@@ -431,7 +453,7 @@ async def edit_key(request: web.Request) -> web.Response:
 
 async def revoke_key(request: web.Request) -> web.Response:
     """Revoke a client key."""
-    gw = request.app[GATEWAY]
+    gw = _team(request)
     try:
         key = await gw.team.clients.revoke(request.match_info["id"])
     except (OSError, sqlite3.Error) as exc:
@@ -441,7 +463,7 @@ async def revoke_key(request: web.Request) -> web.Response:
 
 async def add_pool_key(request: web.Request) -> web.Response:
     """Hold another Poe key: ``{"key": "...", "label": "..."}``."""
-    gw = request.app[GATEWAY]
+    gw = _team(request)
     body = await read_json(request, 1 << 16)
     if not isinstance(body, dict):
         raise ApiError(400, "The body must be a JSON object", code="invalid_key_field")
@@ -459,7 +481,7 @@ async def add_pool_key(request: web.Request) -> web.Response:
 
 async def remove_pool_key(request: web.Request) -> web.Response:
     """Stop using a Poe key added on ``/admin``."""
-    gw = request.app[GATEWAY]
+    gw = _team(request)
     try:
         await gw.team.remove_pool_key(request.match_info["id"])
     except (OSError, sqlite3.Error) as exc:
@@ -469,7 +491,7 @@ async def remove_pool_key(request: web.Request) -> web.Response:
 
 async def enable_pool_key(request: web.Request) -> web.Response:
     """Use a key Poe rejected again."""
-    gw = request.app[GATEWAY]
+    gw = _team(request)
     try:
         key = await gw.team.enable_pool_key(request.match_info["id"])
     except (OSError, sqlite3.Error) as exc:
@@ -480,7 +502,7 @@ async def enable_pool_key(request: web.Request) -> web.Response:
 async def usage(request: web.Request) -> web.Response:
     """``?days=N`` (1 to 400, default 30): requests, tokens and points per day, in total, per
     client key, per model, and each pool key's spend per bot as Poe reports it."""
-    gw = request.app[GATEWAY]
+    gw = _team(request)
     raw = request.query.get("days", "30")
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 400:
         raise ApiError(400, "days must be a whole number from 1 to 400", param="days", code="invalid_days")
@@ -498,7 +520,7 @@ async def usage(request: web.Request) -> web.Response:
 
 async def sync_usage(request: web.Request) -> web.Response:
     """Read the pool keys' points history and balances now."""
-    gw = request.app[GATEWAY]
+    gw = _team(request)
     matched = await gw.team.sync_usage(gw.session)
     return json_response({"matched": matched, "history_synced": gw.team.history_synced})
 
