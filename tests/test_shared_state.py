@@ -210,3 +210,46 @@ async def test_a_conversation_started_on_one_gateway_continues_on_the_other(
         await stranger.responses.create(model="gpt-4o-mini", input="x", previous_response_id=first.id)
     for c in (on_a, on_b, stranger):
         await c.close()
+
+
+async def test_team_gateways_share_rpm_windows_and_pool_key_health(
+    start_gateway: Callable[[Settings], Any],
+    settings: Settings,
+    sim: Simulator,
+    tmp_path: Path,
+    redis_server: RedisServer,
+    http: aiohttp.ClientSession,
+) -> None:
+    from poe2openai.simulator import HttpError
+
+    from .test_team import admin, issue
+    from .test_team import chat as team_chat
+
+    pool = ("poe-key-1", "poe-key-2")
+    both = settings.replace(config_dir=str(tmp_path), poe_api_keys=pool, redis_url=redis_server.url)
+    a: Running = await start_gateway(both)
+    b: Running = await start_gateway(both)
+    _, token = await issue(http, a, rpm=2)
+    assert (await team_chat(http, a, token))[0] == 200
+    assert (await team_chat(http, b, token))[0] == 200
+    status, headers, _ = await team_chat(http, a, token)  # the third in a minute, whichever gateway
+    assert status == 429 and 1 <= int(headers["retry-after"]) <= 60
+
+    _, other = await issue(http, a)
+    sim.requests.clear()
+    # each gateway has handed out key 1 once, so each would take key 2 next
+    sim.script_for_key(pool[1], [HttpError(429, {"error": {"message": "slow down"}}, {"retry-after": "90"})])
+    assert (await team_chat(http, a, other))[0] == 200  # key 2 is told to rest; key 1 serves
+    seen = [r.headers["Authorization"].removeprefix("Bearer ") for r in sim.requests]
+    assert seen == [pool[1], pool[0]], seen
+    resting = b.gateway.team.pool.keys[1]
+    for _ in range(200):  # b learns it through Redis
+        if resting.cool_until > b.gateway.team.clock():
+            break
+        await asyncio.sleep(0.02)
+    _, listing = await admin(http, b, "GET", "/admin/api/keys")
+    assert listing["pool_keys"][1]["health"] == "cooling_down" and listing["pool_keys"][1]["cooling_seconds"] > 60
+    sim.requests.clear()
+    for _ in range(2):
+        assert (await team_chat(http, b, other))[0] == 200
+    assert {r.headers["Authorization"] for r in sim.requests} == {f"Bearer {pool[0]}"}  # b skips the resting key

@@ -733,6 +733,7 @@ async def serve(request: web.Request, req: CallRequest, frontend: Frontend, key:
     team = gw.team
     try:
         access = team.authorize(key, req.model)  # the caller's credential → who, and which Poe key
+        await team.admit(access)  # its requests-per-minute cap
         poe_key = access.poe_key(team.pool, team.clock())
     except ApiError as exc:
         return frontend.error_response(exc)

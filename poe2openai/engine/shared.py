@@ -9,8 +9,11 @@ What is shared:
 - ``models.yaml``: a save publishes the validated file; every process adopts it
   (:meth:`Shared.watch_config`);
 - a key-value seam for what other parts store per id (:meth:`Shared.map`): stored Responses
-  API conversations (``previous_response_id``) plug in there, and so will key-pool health and
-  client-key counters once those exist.
+  API conversations (``previous_response_id``) plug in there;
+- team mode: each client key's requests of the last minute, for its ``rpm`` cap
+  (:meth:`Shared.admit_rpm`), and the pool keys' health (rejected, out of points, cooling
+  down): a process that sees a change publishes it, every process takes it in
+  (:meth:`Shared.publish_health`, :meth:`Shared.watch_health`).
 
 Without ``REDIS_URL`` none of this exists and each process keeps its state in memory. When Redis
 goes away every operation falls back to the local state at once (the local limiter, the local
@@ -56,6 +59,24 @@ return wait
 """
 
 
+# A sliding minute of one client key's requests, on Redis's clock: the microseconds until one
+# more fits, or -1 when it fits (and is counted).
+_RPM = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60000000)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return math.max(1, tonumber(oldest[2]) + 60000000 - now)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 61000)
+return -1
+"""
+HEALTH_KEY = PREFIX + "pool-health"  # hash: pool key id → its last published state
+HEALTH_CHANNEL = PREFIX + "pool-health"
+
+
 class Shared:
     """One Redis connection pool, with the fall-back bookkeeping."""
 
@@ -66,8 +87,11 @@ class Shared:
         self.down = False
         self._retry_at = 0.0
         self._reserve = self.redis.register_script(_RESERVE)
+        self._rpm = self.redis.register_script(_RPM)
         self._watcher: asyncio.Task[None] | None = None
         self._publisher: asyncio.Task[None] | None = None
+        self._health_watcher: asyncio.Task[None] | None = None
+        self._sends: set[asyncio.Task[Any]] = set()
         self.ident = uuid.uuid4().hex[:12]  # this process, in the traffic keys
         self._config_seen: str | None = None
 
@@ -173,46 +197,104 @@ class Shared:
         """Adopt every save another process publishes, and one missed while Redis was away.
 
         ``first``: also adopt the stored file at start (when this process has none)."""
-        self._watcher = asyncio.ensure_future(self._watch(adopt, first))
 
-    async def _watch(self, adopt: Callable[[str], Awaitable[None]], first: bool) -> None:
-        startup = True
+        async def on_connect(attempt: int) -> None:
+            stored = await self.stored_config()
+            if stored is not None and stored[0] != self._config_seen:
+                if attempt > 0 or first:
+                    await adopt(stored[1])
+                self._config_seen = stored[0]
+
+        async def on_message(raw: bytes) -> None:
+            data = orjson.loads(raw)
+            if data["id"] != self._config_seen:
+                self._config_seen = data["id"]
+                await adopt(str(data["text"]))
+
+        self._watcher = asyncio.ensure_future(self._follow(CONFIG_CHANNEL, on_connect, on_message, "models.yaml"))
+
+    async def _follow(
+        self,
+        channel: str,
+        on_connect: Callable[[int], Awaitable[None]],
+        on_message: Callable[[bytes], Awaitable[None]],
+        what: str,
+    ) -> None:
+        """Subscribe to ``channel`` for good: ``on_connect(attempt)`` after each (re)connection
+        (to catch up on what was missed), ``on_message`` for each message."""
+        attempt = 0
         while True:
             pubsub = self.redis.pubsub()
             try:
-                await pubsub.subscribe(CONFIG_CHANNEL)
+                await pubsub.subscribe(channel)
                 self.answered()
-                stored = await self.stored_config()
-                if stored is not None and stored[0] != self._config_seen:
-                    if not startup or first:
-                        await adopt(stored[1])
-                    self._config_seen = stored[0]
-                startup = False
+                await on_connect(attempt)
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30)
                     if message is None or message.get("type") != "message":
                         continue
-                    data = orjson.loads(message["data"])
-                    if data["id"] != self._config_seen:
-                        self._config_seen = data["id"]
-                        await adopt(str(data["text"]))
+                    await on_message(message["data"])
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
                 self.failed(exc)
-                startup = False
             except Exception:
-                log.exception("models.yaml from Redis not adopted")
+                log.exception("%s from Redis not taken in", what)
             finally:
                 try:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 except (RedisError, OSError):
                     pass
+            attempt += 1
             await asyncio.sleep(RETRY_AFTER)
+
+    # --- team mode ----------------------------------------------------------------------
+
+    async def admit_rpm(self, key_id: str, cap: int) -> float | None:
+        """Count a request of client key ``key_id`` in its shared minute: 0 when it fits, else
+        the seconds until one would; None when Redis is away (nothing counted)."""
+        args: list[int | str] = [cap, uuid.uuid4().hex]
+        ok, result = await self.call(lambda: self._rpm(keys=[PREFIX + "rpm:" + key_id], args=args))
+        if not ok:
+            return None
+        return 0.0 if int(result) < 0 else int(result) / 1e6
+
+    def publish_health(self, key_id: str, state: dict[str, Any]) -> None:
+        """Tell the other processes a pool key's new state (in the background, best effort)."""
+        payload = orjson.dumps({"from": self.ident, "key": key_id, "state": state})
+
+        async def send() -> None:
+            await self.redis.hset(HEALTH_KEY, key_id, payload)
+            await self.redis.publish(HEALTH_CHANNEL, payload)
+
+        task = asyncio.ensure_future(self.call(send))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    def watch_health(self, adopt: Callable[[str, dict[str, Any]], None]) -> None:
+        """Take in the pool key states other processes publish (and, after each connection,
+        the last state of every key)."""
+
+        def take(raw: bytes | str) -> None:
+            data = orjson.loads(raw)
+            if isinstance(data, dict) and data.get("from") != self.ident and isinstance(data.get("key"), str):
+                adopt(data["key"], data.get("state") or {})
+
+        async def on_connect(attempt: int) -> None:
+            stored = await self.redis.hgetall(HEALTH_KEY)
+            for raw in stored.values():
+                take(raw if isinstance(raw, bytes) else str(raw).encode())
+
+        async def on_message(raw: bytes) -> None:
+            take(raw)
+
+        self._health_watcher = asyncio.ensure_future(
+            self._follow(HEALTH_CHANNEL, on_connect, on_message, "pool key health")
+        )
 
     async def close(self) -> None:
         """Stop watching and close the connections."""
-        for task in (self._watcher, self._publisher):
+        for task in (self._watcher, self._publisher, self._health_watcher, *self._sends):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

@@ -166,6 +166,10 @@ def create_app(settings: Settings) -> web.Application:
             team=await asyncio.to_thread(Team.open, settings),
             shared=shared,
         )
+        if shared is not None:  # team mode across processes: rpm windows and pool key health
+            gw.team.shared_rpm = shared.admit_rpm
+            gw.team.publish_health = shared.publish_health
+            shared.watch_health(gw.team.adopt_health)
         gw.team.start(session)
         app[GATEWAY] = gw
         if shared is not None:

@@ -97,6 +97,10 @@ class Team:
         self.balance_checked: dict[str, float] = {}  # pool key id → Unix time of its last balance
         self.history_synced: float | None = None  # Unix time of the last points-history sync
         self._totals_read = 0.0
+        # set with REDIS_URL: the rpm window shared by every process (seconds to wait, 0 to go,
+        # None when Redis is away), and the publisher of pool key health to the others
+        self.shared_rpm: Callable[[str, int], Awaitable[float | None]] | None = None
+        self.publish_health: Callable[[str, dict[str, Any]], None] | None = None
 
     def _load_pool(self) -> None:
         rows = {row["id"]: row for row in self.store.rows("SELECT * FROM pool_keys ORDER BY added")}
@@ -138,7 +142,7 @@ class Team:
     def authorize(self, token: str, model: str | None) -> Access:
         """The caller's access for ``model`` (None: no model yet, e.g. ``/v1/models``).
 
-        Raises the 401/402/403/429 a refused caller gets."""
+        Raises the 401/402/403 a refused caller gets (the ``rpm`` cap is :meth:`admit`'s)."""
         self.refresh()
         client = self.clients.find(token) if token.startswith(PREFIX) else None
         if client is None:
@@ -166,17 +170,26 @@ class Team:
                 refusal = over_budget(client, today, month, wall)
                 if refusal is not None:
                     raise refusal
-            wait = self.clients.admit(client, self.clock())
-            if wait is not None:
-                seconds = max(1, math.ceil(wait))
-                raise ApiError(
-                    429,
-                    f"This API key's limit of {client.rpm} requests per minute is reached; retry in {seconds} s",
-                    type="rate_limit_error",
-                    code="rate_limit_exceeded",
-                    headers={"retry-after": str(seconds)},
-                )
         return Access(client)
+
+    async def admit(self, access: Access) -> None:
+        """Count the request against its client key's ``rpm`` (across every process sharing
+        Redis, when it does; else this process's own window); 429 when over it."""
+        client = access.client
+        if client is None or client.rpm is None:
+            return
+        wait = await self.shared_rpm(client.id, client.rpm) if self.shared_rpm is not None else None
+        if wait is None:  # no Redis, or Redis away: this process's window
+            wait = self.clients.admit(client, self.clock())
+        if wait:
+            seconds = max(1, math.ceil(wait))
+            raise ApiError(
+                429,
+                f"This API key's limit of {client.rpm} requests per minute is reached; retry in {seconds} s",
+                type="rate_limit_error",
+                code="rate_limit_exceeded",
+                headers={"retry-after": str(seconds)},
+            )
 
     def failed(self, access: Access, error: ApiError) -> bool:
         """Poe failed an attempt; whether another pool key should be tried.
@@ -189,9 +202,27 @@ class Team:
             return False
         if key.disabled is not None and key.source == "admin":
             self._write("UPDATE pool_keys SET disabled = ? WHERE id = ?", (key.disabled, key.id))
+        self._health_changed(key)
         if self.pool.has_usable(now, frozenset(access.tried)):
             return True
         raise self.pool.unavailable(now)
+
+    def _health_changed(self, key: PoolKey) -> None:
+        if self.publish_health is not None:
+            cooling = max(0.0, key.cool_until - self.clock())
+            state = {"disabled": key.disabled, "out_of_points": key.out_of_points, "cool_until": time.time() + cooling}
+            self.publish_health(key.id, state)
+
+    def adopt_health(self, key_id: str, state: dict[str, Any]) -> None:
+        """Another process saw a pool key change (through Redis): take its view."""
+        key = self.pool.get(key_id)
+        if key is None or not isinstance(state, dict):
+            return
+        disabled, out, until = state.get("disabled"), state.get("out_of_points"), state.get("cool_until")
+        key.disabled = disabled[:200] if isinstance(disabled, str) else None
+        key.out_of_points = out is True
+        if isinstance(until, int | float) and not isinstance(until, bool):
+            key.cool_until = self.clock() + max(0.0, min(float(until) - time.time(), 86400.0))
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         fut = asyncio.ensure_future(self.store.run(self.store.execute, sql, args))
@@ -230,6 +261,7 @@ class Team:
             raise ApiError(404, "No pool key with that id", code="key_not_found")
         key.disabled = None
         key.cool_until = 0.0
+        self._health_changed(key)
         if key.source == "admin":
             await self.store.run(self.store.execute, "UPDATE pool_keys SET disabled = NULL WHERE id = ?", (pool_id,))
         return key
@@ -247,6 +279,7 @@ class Team:
                 found = await poe_usage.balance(session, base, key.secret)
             except poe_usage.KeyRejected:
                 key.disabled = "Poe rejected the key (401)"
+                self._health_changed(key)
                 continue
             except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
                 log.info("balance check of %s failed: %s", key.id, type(exc).__name__)
@@ -257,6 +290,7 @@ class Team:
             self.balance_checked[key.id] = time.time()
             if found > 0 and key.out_of_points:
                 key.out_of_points = False
+                self._health_changed(key)
                 log.info("pool key %s (%s) has points again", key.id, key.label)
 
     async def pool_metrics(self) -> list[tuple[str, bool, int | None, int]]:

@@ -129,12 +129,6 @@ def parse_history(data: Any) -> tuple[list[HistoryRow], bool]:
     return rows, data.get("has_more") is True
 
 
-@dataclass(slots=True)
-class _Totals:
-    day: str = ""
-    by_day: dict[tuple[str, str], int] | None = None  # (client key, day) → points this month
-
-
 class Ledger:
     """The ledger of one gateway process (the file is shared with its other processes)."""
 
@@ -143,8 +137,9 @@ class Ledger:
         self.clock = clock
         self._pending: list[Entry] = []
         self._flushing: list[Entry] = []
-        self._uncommitted: dict[tuple[str, str], int] = defaultdict(int)  # (client key, day) → points
-        self._committed: dict[tuple[str, str], int] = {}
+        # client key → day → points: not committed yet, and committed this month
+        self._uncommitted: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self._committed: dict[str, dict[str, int]] = {}
         self._month = ""
         self._lock = asyncio.Lock()
         self._pruned = 0.0
@@ -155,7 +150,7 @@ class Ledger:
     def add(self, entry: Entry) -> None:
         """Record a request (committed at the next :meth:`flush`)."""
         self._pending.append(entry)
-        self._uncommitted[(entry.client_key, day_of(entry.ts))] += entry.points
+        self._uncommitted[entry.client_key][day_of(entry.ts)] += entry.points
 
     @property
     def pending(self) -> int:
@@ -168,8 +163,8 @@ class Ledger:
         month = day[:7]
         today = month_total = 0
         for source in (self._committed if self._month == month else {}, self._uncommitted):
-            for (key, d), points in source.items():
-                if key == client_key and d.startswith(month):
+            for d, points in source.get(client_key, {}).items():
+                if d.startswith(month):
                     month_total += points
                     if d == day:
                         today += points
@@ -193,15 +188,16 @@ class Ledger:
             self._warned = False
             self._flushing = []
             for e in batch:
-                k = (e.client_key, day_of(e.ts))
-                left = self._uncommitted[k] - e.points
-                if left:
-                    self._uncommitted[k] = left
-                else:
-                    del self._uncommitted[k]
+                days = self._uncommitted[e.client_key]
+                d = day_of(e.ts)
+                days[d] -= e.points
+                if not days[d]:
+                    del days[d]
+                if not days:
+                    del self._uncommitted[e.client_key]
             self._month, self._committed = month, totals
 
-    def _commit(self, batch: list[Entry], now: float) -> tuple[str, dict[tuple[str, str], int]]:
+    def _commit(self, batch: list[Entry], now: float) -> tuple[str, dict[str, dict[str, int]]]:
         if batch:
             self.store.write(lambda db: self._insert(db, batch))
         if now - self._pruned > 3600:
@@ -213,7 +209,10 @@ class Ledger:
             "SELECT client_key, day, SUM(points) AS points FROM daily WHERE day >= ? GROUP BY client_key, day",
             (month + "-01",),
         )
-        return month, {(r["client_key"], r["day"]): int(r["points"]) for r in rows}
+        totals: dict[str, dict[str, int]] = {}
+        for r in rows:
+            totals.setdefault(r["client_key"], {})[r["day"]] = int(r["points"])
+        return month, totals
 
     @staticmethod
     def _insert(db: sqlite3.Connection, batch: list[Entry]) -> None:

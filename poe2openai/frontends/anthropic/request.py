@@ -32,9 +32,9 @@ from poe2openai.conversation import AttachmentInput, CallRequest, Message, Outpu
 from poe2openai.errors import bad_request, check_nesting, shown
 from poe2openai.frontends.anthropic.reasoning import read_reasoning
 from poe2openai.frontends.anthropic.tools import tool_plan
+from poe2openai.frontends.fields import json_object, model_name, required_string
 
 ROLES = ("user", "assistant", "system")
-MAX_MODEL_NAME = 256  # characters; Poe's bot names are far shorter
 BILLING_HEADER = "x-anthropic-billing-header:"
 
 
@@ -195,9 +195,7 @@ def _user(blocks: list[Any], where: str, loaded: set[str]) -> list[Message]:
         elif kind == "search_result":
             texts.append(_search_result(block, p))
         elif kind == "tool_result":
-            tool_use_id = block.get("tool_use_id")
-            if not isinstance(tool_use_id, str) or not tool_use_id:
-                raise bad_request(f"{p}.tool_use_id must be a non-empty string", f"{p}.tool_use_id")
+            tool_use_id = required_string(block, "tool_use_id", p)
             text = _result_text(block, p, msg, loaded)
             results.append(Message(role="tool", text=text, tool_call_id=tool_use_id))
         # thinking blocks and block types this gateway does not know are left out
@@ -218,12 +216,8 @@ def _assistant(blocks: list[Any], where: str) -> Message:
         if kind == "text":
             texts.append(_string(block, "text", p))
         elif kind == "tool_use":
-            call_id = block.get("id")
-            if not isinstance(call_id, str) or not call_id:
-                raise bad_request(f"{p}.id must be a non-empty string", f"{p}.id")
-            name = block.get("name")
-            if not isinstance(name, str) or not name:
-                raise bad_request(f"{p}.name must be a non-empty string", f"{p}.name")
+            call_id = required_string(block, "id", p)
+            name = required_string(block, "name", p)
             args = block.get("input", {})
             if args is None:
                 args = {}
@@ -316,13 +310,8 @@ def _output_format(body: dict[str, Any]) -> OutputFormat:
 def parse_messages_request(body: Any, counting: bool = False) -> MessagesRequest:
     """Validate a decoded JSON body of ``/v1/messages`` (``counting``: of ``count_tokens``,
     where ``max_tokens`` and ``stream`` do not apply)."""
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object", None, "invalid_json")
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise bad_request("model: Field required (a non-empty string)", "model", "missing_required_parameter")
-    if len(model.strip()) > MAX_MODEL_NAME:
-        raise bad_request(f"model is longer than {MAX_MODEL_NAME} characters", "model")
+    body = json_object(body)
+    model = model_name(body, "model: Field required (a non-empty string)")
     loaded: set[str] = set()
     messages = _messages(body.get("messages"), loaded)
     system = body.get("system")
@@ -361,7 +350,7 @@ def parse_messages_request(body: Any, counting: bool = False) -> MessagesRequest
     if web_search:
         reasoning.if_supported["web_search"] = True
     call = CallRequest(
-        model=model.strip(),
+        model=model,
         messages=messages,
         stream=stream,
         tools=plan,

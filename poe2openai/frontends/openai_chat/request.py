@@ -14,11 +14,11 @@ import orjson
 
 from poe2openai.conversation import AttachmentInput, Message, ToolCallInput
 from poe2openai.errors import bad_request, check_nesting, shown
+from poe2openai.frontends.fields import json_object, model_name, required_string
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_STOPS = 16  # OpenAI takes 4; the gateway enforces stops itself, so a few more are cheap
 MAX_STOP_LENGTH = 1000
-MAX_MODEL_NAME = 256  # characters; Poe's bot names are far shorter
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +115,7 @@ def _tool_calls(value: Any, where: str) -> list[ToolCallInput]:
             args = orjson.dumps(args).decode()
         if not isinstance(args, str):
             raise bad_request(f"{p}.function.arguments must be a JSON string", f"{p}.function.arguments")
-        call_id = call.get("id")
-        if not isinstance(call_id, str) or not call_id:
-            raise bad_request(f"{p}.id must be a non-empty string", f"{p}.id")
+        call_id = required_string(call, "id", p)
         calls.append(ToolCallInput(call_id, fn["name"], args))
     return calls
 
@@ -214,13 +212,8 @@ def read_logit_bias(body: dict[str, Any]) -> dict[str, float]:
 
 def parse_chat_request(body: Any) -> ChatRequest:
     """Validate a decoded JSON body."""
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object", None, "invalid_json")
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise bad_request("model is required and must be a non-empty string", "model", "missing_required_parameter")
-    if len(model.strip()) > MAX_MODEL_NAME:
-        raise bad_request(f"model is longer than {MAX_MODEL_NAME} characters", "model")
+    body = json_object(body)
+    model = model_name(body)
     messages = body.get("messages")
     if messages is None:
         raise bad_request("messages is required", "messages", "missing_required_parameter")
@@ -249,7 +242,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
         raise bad_request("n must be 1: Poe bots give one answer per request", "n", "unsupported_value")
 
     return ChatRequest(
-        model=model.strip(),
+        model=model,
         messages=parsed,
         stream=stream,
         include_usage=include_usage,

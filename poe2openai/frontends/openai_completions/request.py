@@ -15,9 +15,9 @@ from typing import Any
 
 from poe2openai.conversation import CallRequest, Message, ReasoningRequest
 from poe2openai.errors import bad_request, check_nesting
+from poe2openai.frontends.fields import json_object, model_name
 from poe2openai.frontends.openai_chat.request import read_logit_bias, read_stop, read_stream, read_temperature
 
-MAX_MODEL_NAME = 256
 MAX_STOPS = 4
 
 CONTINUE = (
@@ -71,13 +71,8 @@ def _one(body: dict[str, Any], key: str) -> None:
 
 def parse(body: Any) -> CompletionsRequest:
     """Validate a decoded JSON body (400s name the field)."""
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object", None, "invalid_json")
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise bad_request("model is required and must be a non-empty string", "model", "missing_required_parameter")
-    if len(model.strip()) > MAX_MODEL_NAME:
-        raise bad_request(f"model is longer than {MAX_MODEL_NAME} characters", "model")
+    body = json_object(body)
+    model = model_name(body)
     prompt = _prompt(body)
     suffix = body.get("suffix")
     if suffix is not None and not isinstance(suffix, str):
@@ -119,7 +114,7 @@ def parse(body: Any) -> CompletionsRequest:
     else:
         messages = [Message(role="system", text=CONTINUE), Message(role="user", text=prompt)]
     call = CallRequest(
-        model=model.strip(),
+        model=model,
         messages=messages,
         stream=stream,
         reasoning=reasoning,

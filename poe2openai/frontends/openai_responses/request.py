@@ -32,11 +32,11 @@ from poe2openai.conversation import (
     ToolCallInput,
 )
 from poe2openai.errors import bad_request, check_nesting, shown
+from poe2openai.frontends.fields import json_object, model_name, required_string
 from poe2openai.frontends.openai_responses.tools import Tools, read_tools, tool_plan
 from poe2openai.pipeline.json_output import check_schema
 from poe2openai.poe.bot_parameters import EFFORTS
 
-MAX_MODEL_NAME = 256
 ROLES = ("user", "assistant", "system", "developer")
 _EFFORTS = {**{e: e for e in EFFORTS}, "xhigh": "high"}
 _SUMMARIES = ("auto", "concise", "detailed", "none")
@@ -182,14 +182,8 @@ def _refuse_unserved(body: dict[str, Any]) -> None:
 
 def parse_body(body: Any) -> ResponsesBody:
     """Validate a decoded JSON body (everything but the conversation itself)."""
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object", None, "invalid_json")
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise bad_request("model is required and must be a non-empty string", "model", "missing_required_parameter")
-    model = model.strip()
-    if len(model) > MAX_MODEL_NAME:
-        raise bad_request(f"model is longer than {MAX_MODEL_NAME} characters", "model")
+    body = json_object(body)
+    model = model_name(body)
     _refuse_unserved(body)
 
     raw_input = body.get("input")
@@ -368,9 +362,7 @@ def _tool_output(output: Any, where: str) -> str:
 
 
 def _call_id(item: dict[str, Any], where: str) -> str:
-    value = item.get("call_id")
-    if not isinstance(value, str) or not value:
-        raise bad_request(f"{where}.call_id must be a non-empty string", f"{where}.call_id")
+    value = required_string(item, "call_id", where)
     return value
 
 
@@ -425,9 +417,7 @@ class _Builder:
         self._open_assistant = None
 
     def _call(self, item: dict[str, Any], where: str, kind: str) -> None:
-        name = item.get("name")
-        if not isinstance(name, str) or not name:
-            raise bad_request(f"{where}.name must be a non-empty string", f"{where}.name")
+        name = required_string(item, "name", where)
         ns = item.get("namespace")
         offered = self.tools.offered_name(name, ns if isinstance(ns, str) else None)
         if kind == "custom_tool_call":
