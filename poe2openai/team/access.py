@@ -89,7 +89,9 @@ class Team:
         self.clock = clock
         self.clients = ClientKeys(store)
         self.ledger = Ledger(store)
-        self.pool = Pool(PoolKey(key_id(s), "POE_API_KEYS", s, "env") for s in settings.poe_api_keys)
+        self.pool = Pool(
+            PoolKey(key_id(s), f"POE_API_KEYS #{i}", s, "env") for i, s in enumerate(settings.poe_api_keys, 1)
+        )
         self._load_pool()
         store.changed()  # what was just read is current
         self._loops: list[asyncio.Task[None]] = []
