@@ -285,3 +285,26 @@ async def test_pool_keys_in_the_metrics(
     assert value(found, "poe2openai_pool_key_balance_points", key=ids[1]) == 1000 - 9
     assert value(found, "poe2openai_pool_points_spent_total", key=ids[1]) == 9
     assert not any(secret in str(found) for secret in POOL)
+
+
+def test_a_file_from_before_budgets_is_migrated_with_its_keys(tmp_path: Path) -> None:
+    import sqlite3
+
+    from poe2openai.team.keys import ClientKeys, digest
+    from poe2openai.team.store import MIGRATIONS
+
+    path = tmp_path / FILE_NAME
+    with sqlite3.connect(path) as db:  # what the first team release wrote
+        db.executescript(MIGRATIONS[0])
+        db.execute(
+            "INSERT INTO client_keys (id, label, hash, created, models, rpm) VALUES (?, ?, ?, ?, ?, ?)",
+            ("ck_old", "old", digest("p2o-old-token"), 1.0, '["gpt-*"]', 5),
+        )
+        db.execute("PRAGMA user_version=1")
+    store = Store(path)
+    key = ClientKeys(store).find("p2o-old-token")
+    assert store.version == len(MIGRATIONS) == 2
+    assert key is not None and key.models == ("gpt-*",) and key.rpm == 5
+    assert key.budget_day is None and key.budget_month is None
+    assert store.rows("SELECT COUNT(*) AS n FROM daily")[0]["n"] == 0
+    store.close()
