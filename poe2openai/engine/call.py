@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -140,8 +139,13 @@ def query_options(gw: Gateway, req: CallRequest) -> tuple[Target, QueryOptions]:
     """The bot a request goes to and its query options (bot parameters validated: a 400 here
     comes before any work reaches Poe). The model name's reasoning suffix is applied to
     ``req.reasoning``."""
-    name, suffix = (req.model, None) if gw.knows(req.model) else split_suffix(req.model)
-    target = gw.resolve(name)
+    name, suffix = req.model, None
+    canonical = gw.canonical(name)
+    if canonical is None:
+        name, suffix = split_suffix(name)
+        if suffix is not None:
+            canonical = gw.canonical(name)
+    target = gw.target(name, canonical)
     apply_suffix(req.reasoning, suffix)
     params = bot_parameters(req.reasoning, target.model.parameters if target.model is not None else None)
     opts = QueryOptions(system_as_user=target.system_as_user)
@@ -198,6 +202,7 @@ class Upstream:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._seen = 0
+        self._ended = False
         self._last_event = loop.time()
         self._watch = loop.call_at(min(self._last_event + idle, deadline), self._check)
 
@@ -216,24 +221,31 @@ class Upstream:
             return
         self.resp.close()  # the read in progress ends; the loop below reports the timeout
 
-    async def batches(self) -> AsyncIterator[list[Delta]]:
-        """Batches of deltas until the answer ends (always with End or Failure)."""
+    async def next_batch(self) -> list[Delta] | None:
+        """The next batch of deltas; ``None`` once the answer ended (its last batch ends with
+        End or Failure). A plain method rather than an async generator: a generator left
+        suspended after End is closed by the loop's finalizer, a wake-up and a task per request.
+        """
+        if self._ended:
+            return None
         pipeline = self.pipeline
+        content = self.resp.content
         try:
-            async for data in self.resp.content.iter_any():
-                if self.timed_out is not None:
+            while True:
+                data = await content.readany()
+                if not data or self.timed_out is not None:
                     break
                 batch = pipeline.feed(data)
                 if batch:
-                    yield batch
                     if pipeline.finished:
-                        return
+                        self._ended = True
+                    return batch
         except (TimeoutError, aiohttp.ClientError) as exc:
             if self.timed_out is None:
                 log.warning("Poe stream cut: %s", type(exc).__name__)
+        self._ended = True
         batch = pipeline.fail(self.timed_out) if self.timed_out is not None else pipeline.close()
-        if batch:
-            yield batch
+        return batch or None
 
     def close(self) -> None:
         """Stop reading and drop the connection (Poe stops working on it)."""
@@ -310,10 +322,12 @@ class _StreamOut:
             raise ConnectionResetError("the client went away")
         if not self.response.prepared:
             await self.response.prepare(self.request)
-            # from now on the timer watches for idle gaps rather than for the commit
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = self._loop.call_later(KEEPALIVE_EVERY, self._tick)
+            # From now on the timer watches for idle gaps. The commit timer does, if it fires
+            # first (it then finds the stream prepared): one timer per stream, as a rule.
+            timer = self._timer
+            if timer is not None and timer.when() > self._loop.time() + KEEPALIVE_EVERY:
+                timer.cancel()
+                self._timer = self._loop.call_later(KEEPALIVE_EVERY, self._tick)
         await self.response.write(data)
         self.last_write = self._loop.time()
 
@@ -532,11 +546,10 @@ class Call:
             answer = Answer()
             first = True
             facts = info(self.request)
-            batches = up.batches()
             try:
                 while True:
                     facts.wait_begin()  # not the stream's hot path: a clock read per batch, no more
-                    batch = await anext(batches, None)
+                    batch = await up.next_batch()
                     facts.wait_end()
                     if batch is None:
                         break
@@ -631,11 +644,10 @@ class Call:
         while True:
             up = await self._open_with_retry()
             try:
-                batches = up.batches()
                 facts = info(self.request)
                 facts.wait_begin()
                 try:
-                    first = await anext(batches, None)
+                    first = await up.next_batch()
                 finally:
                     facts.wait_end()
                 failure = _only_failure(first) if first is not None else None
@@ -669,7 +681,7 @@ class Call:
                     head = b""
                     if data:
                         await out.write(data)
-                    batch = await anext(batches, None)
+                    batch = await up.next_batch()
                 raise upstream("The answer ended unexpectedly")  # pipelines always end; kept as a promise
             finally:
                 up.close()

@@ -76,20 +76,12 @@ async def read_json(request: web.Request, limit: int) -> Any:
     length = request.content_length
     if length is not None and length > limit:
         raise too_large(limit)
-    ratio = settings.max_compression_ratio
-    raw = bytearray()
     try:
-        async with asyncio.timeout(settings.request_body_timeout_seconds):
-            async for chunk in request.content.iter_chunked(1 << 16):
-                raw += chunk
-                if len(raw) > limit:
-                    raise too_large(limit)
-                if encoding and len(raw) > RATIO_FREE_BYTES and len(raw) > ratio * request.content.total_raw_bytes:
-                    raise ApiError(
-                        413,
-                        f"The request body (Content-Encoding: {encoding}) inflates more than {ratio:g} times",
-                        code="payload_too_large",
-                    )
+        if request.content.is_eof():  # the whole body is in already (the usual case): no deadline to set
+            raw = await _read_body(request, limit, encoding, settings.max_compression_ratio)
+        else:
+            async with asyncio.timeout(settings.request_body_timeout_seconds):
+                raw = await _read_body(request, limit, encoding, settings.max_compression_ratio)
     except TimeoutError:
         raise ApiError(
             408,
@@ -107,6 +99,21 @@ async def read_json(request: web.Request, limit: int) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise bad_request(f"The request body is not valid JSON: {clip(str(exc))}", None, "invalid_json") from None
+
+
+async def _read_body(request: web.Request, limit: int, encoding: str, ratio: float) -> bytearray:
+    raw = bytearray()
+    async for chunk in request.content.iter_chunked(1 << 16):
+        raw += chunk
+        if len(raw) > limit:
+            raise too_large(limit)
+        if encoding and len(raw) > RATIO_FREE_BYTES and len(raw) > ratio * request.content.total_raw_bytes:
+            raise ApiError(
+                413,
+                f"The request body (Content-Encoding: {encoding}) inflates more than {ratio:g} times",
+                code="payload_too_large",
+            )
+    return raw
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
