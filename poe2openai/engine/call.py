@@ -253,13 +253,20 @@ class Upstream:
         self.resp.close()
 
 
+class _Stream(web.StreamResponse):
+    """A streamed response whose status line and headers go out with its first bytes, in one
+    write (as aiohttp does for a whole response), rather than in a write of their own."""
+
+    _send_headers_immediately = False
+
+
 class _StreamOut:
     """The client side of a stream: commit, writes, and keep-alives on a timer."""
 
     def __init__(self, request: web.Request, encoder: StreamEncoder, headers: dict[str, str]) -> None:
         self.request = request
         self.encoder = encoder
-        self.response = web.StreamResponse(headers=headers)
+        self.response = _Stream(headers=headers)
         if request.version >= (1, 1):
             self.response.enable_chunked_encoding()
         # HTTP/1.0: no chunked encoding; aiohttp then ends the body by closing the connection
@@ -354,6 +361,7 @@ class Call:
     ) -> None:
         self.gw = gw
         self.request = request
+        self.facts = info(request)  # the request's log line and metrics facts
         self.req = req
         self.frontend = frontend
         self.key = key  # the Poe key of the current attempt
@@ -385,7 +393,7 @@ class Call:
         target, opts = query_options(gw, self.req)
         self.target = target
         # everything is validated; only now does any work reach Poe
-        facts = info(self.request)
+        facts = self.facts
         facts.wait_begin()
         try:
             while True:
@@ -454,7 +462,7 @@ class Call:
         counted = self._counted
         assert counted is not None
         usage = usage_of(counted, await self.prompt_tokens() if counted.reported is None else 0)
-        info(self.request).usage = usage
+        self.facts.usage = usage
         return usage
 
     # --- talking to Poe -----------------------------------------------------------------
@@ -471,7 +479,7 @@ class Call:
         assert self.target is not None
         loop = asyncio.get_running_loop()
         bot = self.target.bot
-        facts = info(self.request)
+        facts = self.facts
         facts.wait_begin()
         try:
             async with asyncio.timeout_at(min(self.deadline, loop.time() + self.idle)):
@@ -490,11 +498,15 @@ class Call:
 
     async def _turn(self, facts: RequestInfo) -> None:
         """Wait for the rate limiter, counted in the metrics."""
+        limiter = self.gw.limiter_for(self.access)
+        since = time.perf_counter()
+        if limiter.off:  # never waits: nobody could see it in the queue
+            facts.queue_s = (facts.queue_s or 0.0) + time.perf_counter() - since
+            return
         queued = self.gw.metrics.queued
         queued.inc()
-        since = time.perf_counter()
         try:
-            await self.gw.limiter_for(self.access).acquire()
+            await limiter.acquire()
         finally:
             queued.dec()
             facts.queue_s = (facts.queue_s or 0.0) + time.perf_counter() - since
@@ -524,7 +536,7 @@ class Call:
                 await asyncio.sleep(RETRY_DELAY)
 
     def _first_output(self) -> None:
-        info(self.request).ttft_ms = (time.perf_counter() - self.started) * 1000
+        self.facts.ttft_ms = (time.perf_counter() - self.started) * 1000
 
     # --- non-streaming ------------------------------------------------------------------
 
@@ -536,7 +548,7 @@ class Call:
             usage = await self._usage()
             return json_response(self.frontend.aggregate(self.req, answer, usage))
         except ApiError as exc:
-            info(self.request).failed(exc.code, exc.status)
+            self.facts.failed(exc.code, exc.status)
             return self.frontend.error_response(exc)
 
     async def _collect(self) -> Answer:
@@ -545,7 +557,7 @@ class Call:
             up = await self._open_with_retry()
             answer = Answer()
             first = True
-            facts = info(self.request)
+            facts = self.facts
             try:
                 while True:
                     facts.wait_begin()  # not the stream's hot path: a clock read per batch, no more
@@ -612,19 +624,19 @@ class Call:
             await self.prepare()
             await self._relay(out, encoder)
         except ApiError as exc:
-            info(self.request).failed(exc.code, exc.status)
+            self.facts.failed(exc.code, exc.status)
             if not out.prepared:
                 out.close()
                 return self.frontend.error_response(exc)
             await self._end_with(out, encoder.failure(exc))
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            log.info("client went away during %s", info(self.request).request_id)
+            log.info("client went away during %s", self.facts.request_id)
             return out.response
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("unexpected error in a %s stream", self.frontend.dialect)
-            info(self.request).failed(INTERNAL.code, INTERNAL.status)
+            self.facts.failed(INTERNAL.code, INTERNAL.status)
             if not out.prepared:
                 out.close()
                 return self.frontend.error_response(INTERNAL)
@@ -644,7 +656,7 @@ class Call:
         while True:
             up = await self._open_with_retry()
             try:
-                facts = info(self.request)
+                facts = self.facts
                 facts.wait_begin()
                 try:
                     first = await up.next_batch()
