@@ -63,7 +63,6 @@ async def read_json(request: web.Request, limit: int) -> Any:
     and such a body may not inflate more than ``MAX_COMPRESSION_RATIO`` times. The whole body
     must arrive within ``REQUEST_BODY_TIMEOUT_SECONDS``, or the answer is a 408.
     """
-    settings = _settings(request)
     encoding = request.headers.get(hdrs.CONTENT_ENCODING, "").strip().lower()
     if encoding in ("", "identity"):
         encoding = ""
@@ -76,13 +75,16 @@ async def read_json(request: web.Request, limit: int) -> Any:
     length = request.content_length
     if length is not None and length > limit:
         raise too_large(limit)
+    settings: Settings | None = None
     try:
-        if request.content.is_eof():  # the whole body is in already (the usual case): no deadline to set
-            raw = await _read_body(request, limit, encoding, settings.max_compression_ratio)
+        if request.content.is_eof() and not encoding:  # the usual case: the whole body is in already
+            raw = await _read_body(request, limit, encoding, 0.0)
         else:
+            settings = _settings(request)
             async with asyncio.timeout(settings.request_body_timeout_seconds):
                 raw = await _read_body(request, limit, encoding, settings.max_compression_ratio)
     except TimeoutError:
+        assert settings is not None
         raise ApiError(
             408,
             f"The request body did not arrive within {settings.request_body_timeout_seconds:g} seconds",
