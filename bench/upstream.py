@@ -2,7 +2,10 @@
 (``/v1/chat/completions``) sending the same answer.
 
 The scenario is encoded in the model name, ``<kind>.n<events>.s<bytes>.d<delay ms>``, e.g.
-``plain.n200.s100.d0``. Kinds: ``plain``; ``thinking`` (a quarter of the events are a
+``plain.n200.s100.d0``, optionally ending in ``.p<ms>``: a pause after the first event, so the
+first token travels while the upstream is idle (a real bot's first token comes well before the
+rest of its answer; without it the upstream's burst competes for its core with whatever
+reads the first token). Kinds: ``plain``; ``thinking`` (a quarter of the events are a
 ``*Thinking...*`` block); ``tools`` (the answer ends in an XML tool call). Every event's text
 differs (LiteLLM aborts streams that repeat), the first carries ``tok0`` (the first-token
 marker) and the stream ends with ``done``.
@@ -19,7 +22,7 @@ import time
 import orjson
 from aiohttp import web
 
-_NAME = re.compile(r"(plain|thinking|tools)\.n(\d+)\.s(\d+)\.d(\d+)")
+_NAME = re.compile(r"(plain|thinking|tools)\.n(\d+)\.s(\d+)\.d(\d+)(?:\.p(\d+))?")
 TOOL_CALL = '\n\n<tool_call>\n<name>get_weather</name>\n<arguments>{"city": "Paris"}</arguments>\n</tool_call>'
 
 
@@ -41,20 +44,24 @@ def pieces(kind: str, n: int, size: int) -> list[str]:
     return out
 
 
-def scenario(name: str) -> tuple[str, int, int, float]:
+def scenario(name: str) -> tuple[str, int, int, float, float]:
+    """Kind, events, bytes per event, the delay between events and the pause after the first (s)."""
     m = _NAME.fullmatch(name.lower().removeprefix("openai/"))
     if m is None:
         raise web.HTTPNotFound(text=f"unknown scenario {name}")
-    return m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4)) / 1000
+    pause = int(m.group(5)) / 1000 if m.group(5) else 0.0
+    return m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4)) / 1000, pause
 
 
-async def _stream(request: web.Request, frames: list[bytes], delay: float) -> web.StreamResponse:
+async def _stream(request: web.Request, frames: list[bytes], delay: float, pause: float) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
     await resp.prepare(request)
     try:
         for i, frame in enumerate(frames):
             await resp.write(frame)
-            if delay:
+            if i == 0 and pause:
+                await asyncio.sleep(pause)
+            elif delay:
                 await asyncio.sleep(delay)
             elif i % 16 == 15:
                 await asyncio.sleep(0)
@@ -65,16 +72,16 @@ async def _stream(request: web.Request, frames: list[bytes], delay: float) -> we
 
 
 async def bot(request: web.Request) -> web.StreamResponse:
-    kind, n, size, delay = scenario(request.match_info["name"])
+    kind, n, size, delay, pause = scenario(request.match_info["name"])
     await request.read()
     frames = [b"event: text\ndata: " + orjson.dumps({"text": t}) + b"\n\n" for t in pieces(kind, n, size)]
     frames.append(b"event: done\ndata: {}\n\n")
-    return await _stream(request, frames, delay)
+    return await _stream(request, frames, delay, pause)
 
 
 async def openai_chat(request: web.Request) -> web.StreamResponse:
     body = orjson.loads(await request.read())
-    kind, n, size, delay = scenario(body["model"])
+    kind, n, size, delay, pause = scenario(body["model"])
     head = {
         "id": "chatcmpl-bench",
         "object": "chat.completion.chunk",
@@ -87,7 +94,7 @@ async def openai_chat(request: web.Request) -> web.StreamResponse:
         frames.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
     end = {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
     frames += [b"data: " + orjson.dumps(end) + b"\n\n", b"data: [DONE]\n\n"]
-    return await _stream(request, frames, delay)
+    return await _stream(request, frames, delay, pause)
 
 
 async def models(request: web.Request) -> web.Response:

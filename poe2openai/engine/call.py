@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -141,8 +140,13 @@ def query_options(gw: Gateway, req: CallRequest) -> tuple[Target, QueryOptions]:
     """The bot a request goes to and its query options (bot parameters validated: a 400 here
     comes before any work reaches Poe). The model name's reasoning suffix is applied to
     ``req.reasoning``."""
-    name, suffix = (req.model, None) if gw.knows(req.model) else split_suffix(req.model)
-    target = gw.resolve(name)
+    name, suffix = req.model, None
+    canonical = gw.canonical(name)
+    if canonical is None:
+        name, suffix = split_suffix(name)
+        if suffix is not None:
+            canonical = gw.canonical(name)
+    target = gw.target(name, canonical)
     apply_suffix(req.reasoning, suffix)
     params = bot_parameters(req.reasoning, target.model.parameters if target.model is not None else None)
     opts = QueryOptions(system_as_user=target.system_as_user)
@@ -199,6 +203,7 @@ class Upstream:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._seen = 0
+        self._ended = False
         self._last_event = loop.time()
         self._watch = loop.call_at(min(self._last_event + idle, deadline), self._check)
 
@@ -217,29 +222,43 @@ class Upstream:
             return
         self.resp.close()  # the read in progress ends; the loop below reports the timeout
 
-    async def batches(self) -> AsyncIterator[list[Delta]]:
-        """Batches of deltas until the answer ends (always with End or Failure)."""
+    async def next_batch(self) -> list[Delta] | None:
+        """The next batch of deltas; ``None`` once the answer ended (its last batch ends with
+        End or Failure). A plain method rather than an async generator: a generator left
+        suspended after End is closed by the loop's finalizer, a wake-up and a task per request.
+        """
+        if self._ended:
+            return None
         pipeline = self.pipeline
+        content = self.resp.content
         try:
-            async for data in self.resp.content.iter_any():
-                if self.timed_out is not None:
+            while True:
+                data = await content.readany()
+                if not data or self.timed_out is not None:
                     break
                 batch = pipeline.feed(data)
                 if batch:
-                    yield batch
                     if pipeline.finished:
-                        return
+                        self._ended = True
+                    return batch
         except (TimeoutError, aiohttp.ClientError) as exc:
             if self.timed_out is None:
                 log.warning("Poe stream cut: %s", type(exc).__name__)
+        self._ended = True
         batch = pipeline.fail(self.timed_out) if self.timed_out is not None else pipeline.close()
-        if batch:
-            yield batch
+        return batch or None
 
     def close(self) -> None:
         """Stop reading and drop the connection (Poe stops working on it)."""
         self._watch.cancel()
         self.resp.close()
+
+
+class _Stream(web.StreamResponse):
+    """A streamed response whose status line and headers go out with its first bytes, in one
+    write (as aiohttp does for a whole response), rather than in a write of their own."""
+
+    _send_headers_immediately = False
 
 
 class _StreamOut:
@@ -248,7 +267,7 @@ class _StreamOut:
     def __init__(self, request: web.Request, encoder: StreamEncoder, headers: dict[str, str]) -> None:
         self.request = request
         self.encoder = encoder
-        self.response = web.StreamResponse(headers=headers)
+        self.response = _Stream(headers=headers)
         if request.version >= (1, 1):
             self.response.enable_chunked_encoding()
         # HTTP/1.0: no chunked encoding; aiohttp then ends the body by closing the connection
@@ -311,10 +330,12 @@ class _StreamOut:
             raise ConnectionResetError("the client went away")
         if not self.response.prepared:
             await self.response.prepare(self.request)
-            # from now on the timer watches for idle gaps rather than for the commit
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = self._loop.call_later(KEEPALIVE_EVERY, self._tick)
+            # From now on the timer watches for idle gaps. The commit timer does, if it fires
+            # first (it then finds the stream prepared): one timer per stream, as a rule.
+            timer = self._timer
+            if timer is not None and timer.when() > self._loop.time() + KEEPALIVE_EVERY:
+                timer.cancel()
+                self._timer = self._loop.call_later(KEEPALIVE_EVERY, self._tick)
         await self.response.write(data)
         self.last_write = self._loop.time()
 
@@ -341,6 +362,7 @@ class Call:
     ) -> None:
         self.gw = gw
         self.request = request
+        self.facts = info(request)  # the request's log line and metrics facts
         self.req = req
         self.frontend = frontend
         self.key = key  # the Poe key of the current attempt
@@ -373,7 +395,7 @@ class Call:
         target, opts = query_options(gw, self.req)
         self.target = target
         # everything is validated; only now does any work reach Poe
-        facts = info(self.request)
+        facts = self.facts
         facts.wait_begin()
         try:
             while True:
@@ -442,7 +464,7 @@ class Call:
         counted = self._counted
         assert counted is not None
         usage = usage_of(counted, await self.prompt_tokens() if counted.reported is None else 0)
-        info(self.request).usage = usage
+        self.facts.usage = usage
         return usage
 
     # --- talking to Poe -----------------------------------------------------------------
@@ -459,7 +481,7 @@ class Call:
         assert self.target is not None
         loop = asyncio.get_running_loop()
         bot = self.target.bot
-        facts = info(self.request)
+        facts = self.facts
         facts.wait_begin()
         try:
             async with asyncio.timeout_at(min(self.deadline, loop.time() + self.idle)):
@@ -478,11 +500,15 @@ class Call:
 
     async def _turn(self, facts: RequestInfo) -> None:
         """Wait for the rate limiter, counted in the metrics."""
+        limiter = self.gw.limiter_for(self.access)
+        since = time.perf_counter()
+        if limiter.off:  # never waits: nobody could see it in the queue
+            facts.queue_s = (facts.queue_s or 0.0) + time.perf_counter() - since
+            return
         queued = self.gw.metrics.queued
         queued.inc()
-        since = time.perf_counter()
         try:
-            await self.gw.limiter_for(self.access).acquire()
+            await limiter.acquire()
         finally:
             queued.dec()
             facts.queue_s = (facts.queue_s or 0.0) + time.perf_counter() - since
@@ -512,7 +538,7 @@ class Call:
                 await asyncio.sleep(RETRY_DELAY)
 
     def _first_output(self) -> None:
-        info(self.request).ttft_ms = (time.perf_counter() - self.started) * 1000
+        self.facts.ttft_ms = (time.perf_counter() - self.started) * 1000
 
     # --- non-streaming ------------------------------------------------------------------
 
@@ -524,7 +550,7 @@ class Call:
             usage = await self._usage()
             return json_response(self.frontend.aggregate(self.req, answer, usage))
         except ApiError as exc:
-            info(self.request).failed(exc.code, exc.status)
+            self.facts.failed(exc.code, exc.status)
             return self.frontend.error_response(exc)
 
     async def _collect(self) -> Answer:
@@ -533,12 +559,11 @@ class Call:
             up = await self._open_with_retry()
             answer = Answer()
             first = True
-            facts = info(self.request)
-            batches = up.batches()
+            facts = self.facts
             try:
                 while True:
                     facts.wait_begin()  # not the stream's hot path: a clock read per batch, no more
-                    batch = await anext(batches, None)
+                    batch = await up.next_batch()
                     facts.wait_end()
                     if batch is None:
                         break
@@ -601,19 +626,19 @@ class Call:
             await self.prepare()
             await self._relay(out, encoder)
         except ApiError as exc:
-            info(self.request).failed(exc.code, exc.status)
+            self.facts.failed(exc.code, exc.status)
             if not out.prepared:
                 out.close()
                 return self.frontend.error_response(exc)
             await self._end_with(out, encoder.failure(exc))
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            log.info("client went away during %s", info(self.request).request_id)
+            log.info("client went away during %s", self.facts.request_id)
             return out.response
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("unexpected error in a %s stream", self.frontend.dialect)
-            info(self.request).failed(INTERNAL.code, INTERNAL.status)
+            self.facts.failed(INTERNAL.code, INTERNAL.status)
             if not out.prepared:
                 out.close()
                 return self.frontend.error_response(INTERNAL)
@@ -633,11 +658,10 @@ class Call:
         while True:
             up = await self._open_with_retry()
             try:
-                batches = up.batches()
-                facts = info(self.request)
+                facts = self.facts
                 facts.wait_begin()
                 try:
-                    first = await anext(batches, None)
+                    first = await up.next_batch()
                 finally:
                     facts.wait_end()
                 failure = _only_failure(first) if first is not None else None
@@ -671,7 +695,7 @@ class Call:
                     head = b""
                     if data:
                         await out.write(data)
-                    batch = await anext(batches, None)
+                    batch = await up.next_batch()
                 raise upstream("The answer ended unexpectedly")  # pipelines always end; kept as a promise
             finally:
                 up.close()

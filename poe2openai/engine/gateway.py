@@ -102,7 +102,9 @@ class Gateway:
         """The spelling of ``name`` that names a known model (a public name, a listed model, a
         custom model): the name as sent, else a vendor's dated or hyphenated form of it
         (``claude-sonnet-4-5-20250929`` → ``claude-sonnet-4.5``, see :mod:`model_names`)."""
-        return next((s for s in spellings(name) if self._names_a_model(s)), None)
+        if self._names_a_model(name):  # the usual case: no other spelling to work out
+            return name
+        return next((s for s in spellings(name)[1:] if self._names_a_model(s)), None)
 
     def knows(self, name: str) -> bool:
         """Whether ``name`` (or another spelling of it) is a public name, a listed model, or a
@@ -114,8 +116,12 @@ class Gateway:
         name itself (any case), each also in another vendor's spelling (:meth:`canonical`).
         A name the gateway does not know goes to Poe as it is. A model hidden in models.yaml
         is refused."""
+        return self.target(requested, self.canonical(requested))
+
+    def target(self, requested: str, canonical: str | None) -> Target:
+        """:meth:`resolve` for a caller that already looked up ``canonical(requested)``."""
         cfg = self.config.config
-        name = self.canonical(requested) or requested
+        name = canonical or requested
         bot = cfg.by_public_name(name) or name
         info = self.catalog.lookup(bot)
         if info is not None:

@@ -63,7 +63,6 @@ async def read_json(request: web.Request, limit: int) -> Any:
     and such a body may not inflate more than ``MAX_COMPRESSION_RATIO`` times. The whole body
     must arrive within ``REQUEST_BODY_TIMEOUT_SECONDS``, or the answer is a 408.
     """
-    settings = _settings(request)
     encoding = request.headers.get(hdrs.CONTENT_ENCODING, "").strip().lower()
     if encoding in ("", "identity"):
         encoding = ""
@@ -76,21 +75,16 @@ async def read_json(request: web.Request, limit: int) -> Any:
     length = request.content_length
     if length is not None and length > limit:
         raise too_large(limit)
-    ratio = settings.max_compression_ratio
-    raw = bytearray()
+    settings: Settings | None = None
     try:
-        async with asyncio.timeout(settings.request_body_timeout_seconds):
-            async for chunk in request.content.iter_chunked(1 << 16):
-                raw += chunk
-                if len(raw) > limit:
-                    raise too_large(limit)
-                if encoding and len(raw) > RATIO_FREE_BYTES and len(raw) > ratio * request.content.total_raw_bytes:
-                    raise ApiError(
-                        413,
-                        f"The request body (Content-Encoding: {encoding}) inflates more than {ratio:g} times",
-                        code="payload_too_large",
-                    )
+        if request.content.is_eof() and not encoding:  # the usual case: the whole body is in already
+            raw = await _read_body(request, limit, encoding, 0.0)
+        else:
+            settings = _settings(request)
+            async with asyncio.timeout(settings.request_body_timeout_seconds):
+                raw = await _read_body(request, limit, encoding, settings.max_compression_ratio)
     except TimeoutError:
+        assert settings is not None
         raise ApiError(
             408,
             f"The request body did not arrive within {settings.request_body_timeout_seconds:g} seconds",
@@ -107,6 +101,21 @@ async def read_json(request: web.Request, limit: int) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise bad_request(f"The request body is not valid JSON: {clip(str(exc))}", None, "invalid_json") from None
+
+
+async def _read_body(request: web.Request, limit: int, encoding: str, ratio: float) -> bytearray:
+    raw = bytearray()
+    async for chunk in request.content.iter_chunked(1 << 16):
+        raw += chunk
+        if len(raw) > limit:
+            raise too_large(limit)
+        if encoding and len(raw) > RATIO_FREE_BYTES and len(raw) > ratio * request.content.total_raw_bytes:
+            raise ApiError(
+                413,
+                f"The request body (Content-Encoding: {encoding}) inflates more than {ratio:g} times",
+                code="payload_too_large",
+            )
+    return raw
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

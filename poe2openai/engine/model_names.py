@@ -10,6 +10,7 @@ names a model it knows (a public name from models.yaml, Poe's list, a custom mod
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _TAG = re.compile(r"\[[^\]]*\]$")  # a client's own tag, e.g. Claude Code's "[1m]" (1M context)
 _DATE = re.compile(r"-(?:\d{8}|\d{4}-\d{2}-\d{2}|latest)$", re.IGNORECASE)
@@ -20,9 +21,19 @@ def spellings(name: str) -> list[str]:
     """``name`` itself, then the spellings worth trying after it, without repeats:
     without a trailing tag and date (``-20250929``, ``-2024-08-06``, ``-latest``), then with
     hyphenated versions written with a dot (``claude-3-5-sonnet`` → ``claude-3.5-sonnet``)."""
+    if len(name) <= _CACHED_LENGTH:  # clients repeat their model names: remember the usual ones
+        return list(_remembered(name))
+    return list(_spellings(name))
+
+
+def _spellings(name: str) -> tuple[str, ...]:
     out = [name]
     base = _DATE.sub("", _TAG.sub("", name).strip())
     for candidate in (base, _HYPHEN_VERSION.sub(r"\1.\2", base)):
         if candidate and candidate.lower() not in (o.lower() for o in out):
             out.append(candidate)
-    return out
+    return tuple(out)
+
+
+_CACHED_LENGTH = 100
+_remembered = lru_cache(maxsize=512)(_spellings)

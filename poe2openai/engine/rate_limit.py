@@ -33,6 +33,11 @@ class RateLimiter:
         self.waiting = 0
         self.shared = shared
 
+    @property
+    def off(self) -> bool:
+        """Whether :meth:`acquire` returns at once, always (``RATE_LIMIT_MS=0``)."""
+        return self._bucket is None
+
     def _too_long(self, expected: float) -> ApiError:
         seconds = max(1, math.ceil(expected))
         return ApiError(

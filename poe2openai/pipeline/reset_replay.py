@@ -66,6 +66,16 @@ class _Sent:
             else:
                 parts.append(text)
 
+    def extend(self, texts: list[str]) -> None:
+        """:meth:`add` for several texts at once (the same outcome, one call)."""
+        parts = self.parts
+        if parts is not None:
+            self.size += sum(map(len, texts))
+            if self.size > self.keep:
+                self.parts = None
+            else:
+                parts += texts
+
     def take_snapshot(self) -> str | None:
         """What was said (``None``: too long to remember), and start over."""
         parts = self.parts
@@ -87,6 +97,25 @@ class ResetReplay:
 
     def feed(self, batch: list[Delta]) -> list[Delta]:
         """Pass the batch on with resets resolved."""
+        if self._replay_text is None and self._replay_reasoning is None:
+            # the usual case, no reset to resolve: only remember what goes out
+            texts: list[str] = []
+            reasoning: list[str] = []
+            for d in batch:
+                if isinstance(d, TextDelta):
+                    texts.append(d.text)
+                elif isinstance(d, ReasoningDelta):
+                    reasoning.append(d.text)
+                elif isinstance(d, ResetDelta):
+                    return self._resolve(batch)  # nothing remembered yet: all of it the long way
+            if texts:
+                self._text.extend(texts)
+            if reasoning:
+                self._reasoning.extend(reasoning)
+            return batch
+        return self._resolve(batch)
+
+    def _resolve(self, batch: list[Delta]) -> list[Delta]:
         out: list[Delta] | None = None
         for i, d in enumerate(batch):
             kind = type(d)

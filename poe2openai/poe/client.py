@@ -44,10 +44,15 @@ class PoeClient:
     def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
         self.session = session
         self.base_url = base_url.rstrip("/")
+        self._urls: dict[str, str] = {}  # a bot's query URL
 
     async def query(self, bot: str, body: bytes, key: str) -> aiohttp.ClientResponse:
         """POST a query; return the streaming response, or raise a classified error."""
-        url = f"{self.base_url}/bot/{quote(bot, safe='')}"
+        url = self._urls.get(bot)
+        if url is None:
+            if len(self._urls) >= 1024:  # bot names come from clients: keep a bounded few
+                self._urls.clear()
+            url = self._urls[bot] = f"{self.base_url}/bot/{quote(bot, safe='')}"
         headers = {
             "Authorization": f"Bearer {key}",
             "Content-Type": "application/json",

@@ -46,18 +46,17 @@ _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error in the shape of the route's dialect; never a traceback to the client."""
-    render = error_renderer(request)
     try:
         return await handler(request)
     except ApiError as exc:
-        return render(exc)
+        return error_renderer(request)(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         message = exc.reason if exc.status != 404 else f"No route for {request.method} {request.path}"
         kind = "invalid_request_error" if exc.status < 500 else "api_error"
         err = ApiError(exc.status, message, type=kind, code=_HTTP_ERROR_CODES.get(exc.status))
-        resp = render(err)
+        resp = error_renderer(request)(err)
         if exc.status == 405 and "Allow" in exc.headers:
             resp.headers["Allow"] = exc.headers["Allow"]
         return resp
@@ -67,7 +66,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if sent is not None:
             # headers already went out: a second status line would corrupt the connection
             return sent
-        return render(ApiError(500, "Internal error in the gateway", type="api_error", code="internal_error"))
+        return error_renderer(request)(
+            ApiError(500, "Internal error in the gateway", type="api_error", code="internal_error")
+        )
 
 
 @web.middleware

@@ -102,6 +102,7 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._file = os.fspath(path)  # checked per request: os.path is cheaper than pathlib
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._data_version = -1
@@ -135,7 +136,7 @@ class Store:
             return False
         try:
             if self._conn is None:
-                if not self.path.exists():
+                if not os.path.exists(self._file):
                     return False
                 self._open()
             assert self._conn is not None
