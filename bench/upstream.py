@@ -22,7 +22,7 @@ import time
 import orjson
 from aiohttp import web
 
-_NAME = re.compile(r"(plain|thinking|tools)\.n(\d+)\.s(\d+)\.d(\d+)(?:\.p(\d+))?")
+_NAME = re.compile(r"(plain|thinking|tools)\.n(\d+)\.s(\d+)\.d(\d+)(?:\.p(\d+))?(\.b)?")
 TOOL_CALL = '\n\n<tool_call>\n<name>get_weather</name>\n<arguments>{"city": "Paris"}</arguments>\n</tool_call>'
 
 
@@ -44,18 +44,24 @@ def pieces(kind: str, n: int, size: int) -> list[str]:
     return out
 
 
-def scenario(name: str) -> tuple[str, int, int, float, float]:
-    """Kind, events, bytes per event, the delay between events and the pause after the first (s)."""
+def scenario(name: str) -> tuple[str, int, int, float, float, bool]:
+    """Kind, events, bytes per event, the delay between events, the pause after the first (s),
+    and whether the answer goes out in one write (``.b``: the upstream's cost per event is then
+    next to nothing, so what is measured is the process under test)."""
     m = _NAME.fullmatch(name.lower().removeprefix("openai/"))
     if m is None:
         raise web.HTTPNotFound(text=f"unknown scenario {name}")
     pause = int(m.group(5)) / 1000 if m.group(5) else 0.0
-    return m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4)) / 1000, pause
+    return m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4)) / 1000, pause, bool(m.group(6))
 
 
-async def _stream(request: web.Request, frames: list[bytes], delay: float, pause: float) -> web.StreamResponse:
+async def _stream(
+    request: web.Request, frames: list[bytes], delay: float, pause: float, burst: bool = False
+) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
     await resp.prepare(request)
+    if burst:
+        frames = [b"".join(frames)]
     try:
         for i, frame in enumerate(frames):
             await resp.write(frame)
@@ -72,16 +78,16 @@ async def _stream(request: web.Request, frames: list[bytes], delay: float, pause
 
 
 async def bot(request: web.Request) -> web.StreamResponse:
-    kind, n, size, delay, pause = scenario(request.match_info["name"])
+    kind, n, size, delay, pause, burst = scenario(request.match_info["name"])
     await request.read()
     frames = [b"event: text\ndata: " + orjson.dumps({"text": t}) + b"\n\n" for t in pieces(kind, n, size)]
     frames.append(b"event: done\ndata: {}\n\n")
-    return await _stream(request, frames, delay, pause)
+    return await _stream(request, frames, delay, pause, burst)
 
 
 async def openai_chat(request: web.Request) -> web.StreamResponse:
     body = orjson.loads(await request.read())
-    kind, n, size, delay, pause = scenario(body["model"])
+    kind, n, size, delay, pause, burst = scenario(body["model"])
     head = {
         "id": "chatcmpl-bench",
         "object": "chat.completion.chunk",
@@ -94,7 +100,7 @@ async def openai_chat(request: web.Request) -> web.StreamResponse:
         frames.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
     end = {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
     frames += [b"data: " + orjson.dumps(end) + b"\n\n", b"data: [DONE]\n\n"]
-    return await _stream(request, frames, delay, pause)
+    return await _stream(request, frames, delay, pause, burst)
 
 
 async def models(request: web.Request) -> web.Response:
