@@ -8,6 +8,7 @@ encoder (:mod:`stream`), the non-stream body (:mod:`response`), the error render
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,10 +68,13 @@ class OpenAIResponses:
         self.store = store
         self.owner = owner
         self.meta = ResponseMeta(response_id(), parsed.model, parsed.echo)
+        self.shared_write: asyncio.Task[None] | None = None  # the copy for other gateways
 
     def _keep(self, response: dict[str, Any]) -> None:
         if self.parsed.store:
-            self.store.put(self.owner, response, self.parsed.items, self.parsed.previous_response_id)
+            self.shared_write = self.store.put(
+                self.owner, response, self.parsed.items, self.parsed.previous_response_id
+            )
 
     def stream_encoder(self, req: CallRequest) -> ResponsesEncoder:
         """Events for one streamed response."""
@@ -112,7 +116,13 @@ async def create_response(request: web.Request) -> web.StreamResponse:
             raise previous_not_found(parsed.previous_response_id)
         history = found
     req = conversation(parsed, history)
-    return await serve(request, req, OpenAIResponses(parsed, store, owner), key)
+    frontend = OpenAIResponses(parsed, store, owner)
+    answer = await serve(request, req, frontend, key)
+    if frontend.shared_write is not None:
+        # a whole answer leaves only once other gateways can continue it (a stream's last
+        # event is out already; its write is a single SET, done long before a next turn)
+        await asyncio.shield(frontend.shared_write)
+    return answer
 
 
 def _not_found(rid: str) -> ApiError:

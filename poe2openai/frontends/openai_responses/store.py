@@ -143,17 +143,21 @@ class SharedResponses:
         self.shared = shared
         self._writes: set[asyncio.Task[None]] = set()
 
-    def put(self, owner: str, response: dict[str, Any], items: list[Any], previous: str | None) -> None:
-        """Keep a finished response here, and there in the background."""
+    def put(
+        self, owner: str, response: dict[str, Any], items: list[Any], previous: str | None
+    ) -> asyncio.Task[None] | None:
+        """Keep a finished response here, and there in the background: the write to the shared
+        map, for the caller to await before its answer goes out (None: nothing to wait for)."""
         self.local.put(owner, response, items, previous)
         if self.shared is None or not self.local.enabled:
-            return
+            return None
         body = orjson.dumps({"response": response, "items": items, "previous": previous})
         if len(body) > self.local.max_bytes:
-            return
+            return None
         task = asyncio.ensure_future(self.shared.put(f"{owner}:{response['id']}", body, self.local.ttl))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
+        return task
 
     async def get(self, owner: str, rid: str) -> Stored | None:
         """A kept response of ``owner``, from here or from the shared map."""
