@@ -3,7 +3,11 @@
 Pass-through (the default): the caller's bearer token is its Poe key. Team mode (Poe keys in
 ``POE_API_KEYS`` or added on ``/admin``): the token must be a key issued by the gateway, and
 the Poe key comes from the pool; a caller's own Poe key works only with
-``ALLOW_CLIENT_POE_KEYS=true``. Every refusal happens before anything reaches Poe.
+``ALLOW_CLIENT_POE_KEYS=true``. Every refusal happens before anything reaches Poe: a revoked,
+expired or unknown key (401), a model the key may not use (403), a used-up daily or monthly
+budget (402, from :mod:`poe2openai.team.ledger`), its requests-per-minute cap (429, shared
+through Redis when there is one). The ledger's commits, balance checks and points-history
+syncs run in the background from :meth:`Team.start`.
 """
 
 from __future__ import annotations
